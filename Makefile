@@ -1,0 +1,34 @@
+# Two entry points: `make demo` (install + the main job on the embedded synthetic data)
+# and `make test` (install + the test suite). Both create .venv when absent.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.oneshot-installed
+
+.PHONY: install test test-slow demo lint clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	# torch and torchvision are resolved together from the registry (regular wheels, never a +cpu local build).
+	$(PY) -m pip install -q "torch>=2.4" "torchvision>=0.19"
+	$(PY) -m pip install -q -e ".[dev,panoptic,examples]"
+	# Test-only reference implementation of PQ (its metadata pins numpy<2 and unused extras).
+	-$(PY) -m pip install -q --no-deps panopticapi-lite
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
+demo: $(STAMP)
+	$(VENV)/bin/oneshot search --task panoptic --preset tiny --out runs/demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check oneshot oneshot_panoptic tests benchmarks examples
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

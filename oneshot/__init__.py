@@ -1,0 +1,49 @@
+"""oneshot: one-shot neural architecture search over several network components at once.
+
+The task-agnostic core: search spaces, samplers, supernet utilities, searchers, training and the
+``oneshot`` command line. Task plug-ins (such as ``oneshot_panoptic``) register through entry points.
+"""
+
+from oneshot.errors import (
+    ArchitectureError,
+    CheckpointError,
+    ConfigError,
+    DatasetError,
+    OneshotError,
+)
+from oneshot.sampling import FairSampler, Sampler, UniformSampler, build_sampler
+from oneshot.space import Architecture, ChoiceLayer, LayerSpec, SearchSpace
+from oneshot.supernet import (
+    FlopsParams,
+    activate,
+    active_parameters,
+    choice_layers,
+    count_flops_params,
+    freeze,
+    recalibrate_bn,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Architecture",
+    "ArchitectureError",
+    "CheckpointError",
+    "ChoiceLayer",
+    "ConfigError",
+    "DatasetError",
+    "FairSampler",
+    "FlopsParams",
+    "LayerSpec",
+    "OneshotError",
+    "Sampler",
+    "SearchSpace",
+    "UniformSampler",
+    "activate",
+    "active_parameters",
+    "build_sampler",
+    "choice_layers",
+    "count_flops_params",
+    "freeze",
+    "recalibrate_bn",
+]

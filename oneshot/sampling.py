@@ -1,0 +1,122 @@
+"""Architecture samplers for supernet training: uniform (SPOS) and strictly fair (FairNAS)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from oneshot.space import Architecture, SearchSpace
+
+__all__ = ["Sampler", "UniformSampler", "FairSampler", "build_sampler"]
+
+
+class Sampler(ABC):
+    """Yields architectures window by window; reproducible from a seed; checkpointable.
+
+    A *window* is the group of paths whose gradients are accumulated before one optimizer step.
+    Iterating over a sampler yields architectures forever, window after window.
+    """
+
+    def __init__(self, space: SearchSpace, *, seed: int = 0, window_size: int | None = None) -> None:
+        self.space = space
+        self.seed = int(seed)
+        self._window_size = int(window_size) if window_size is not None else space.window_size
+        if self._window_size < 1:
+            raise ValueError(f"window_size must be >= 1, got {window_size}")
+        self._rng = np.random.default_rng(self.seed)
+        self._pending: list[Architecture] = []
+        self.windows_drawn = 0
+
+    @property
+    def window_size(self) -> int:
+        return self._window_size
+
+    def next_window(self) -> list[Architecture]:
+        """The next window of ``window_size`` architectures."""
+        if self._pending:
+            # A partly consumed window (from iteration) is completed first, so that windows stay aligned.
+            window, self._pending = self._pending, []
+            return window
+        choices = self._draw_window()
+        self.windows_drawn += 1
+        return [self.space.validate(row) for row in choices.tolist()]
+
+    @abstractmethod
+    def _draw_window(self) -> np.ndarray:
+        """A ``(window_size, num_layers)`` integer array of choices."""
+
+    def __iter__(self) -> Iterator[Architecture]:
+        while True:
+            if not self._pending:
+                self._pending = self.next_window()
+            yield self._pending.pop(0)
+
+    # ----------------------------------------------------------------- checkpointing
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "type": type(self).__name__,
+            "seed": self.seed,
+            "window_size": self._window_size,
+            "space": self.space.signature(),
+            "rng": self._rng.bit_generator.state,
+            "pending": [list(a.choices) for a in self._pending],
+            "windows_drawn": self.windows_drawn,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("type") != type(self).__name__:
+            raise ValueError(f"sampler state is for {state.get('type')}, not {type(self).__name__}")
+        if state.get("space") != self.space.signature():
+            raise ValueError("sampler state was saved for a different search space")
+        if int(state["window_size"]) != self._window_size:
+            raise ValueError(
+                f"sampler state has window size {state['window_size']}, this sampler {self._window_size}"
+            )
+        self.seed = int(state["seed"])
+        self._rng.bit_generator.state = state["rng"]
+        self._pending = [self.space.validate(c) for c in state["pending"]]
+        self.windows_drawn = int(state["windows_drawn"])
+
+
+class UniformSampler(Sampler):
+    """Single-path uniform sampling (SPOS): every choice of every layer drawn independently.
+
+    ``window_size`` defaults to the space's fair window so that uniform and fair training take
+    optimizer steps over the same number of paths.
+    """
+
+    def _draw_window(self) -> np.ndarray:
+        counts = np.asarray(self.space.num_choices)
+        return self._rng.integers(0, counts, size=(self._window_size, len(counts)))
+
+
+class FairSampler(Sampler):
+    """Strictly fair sampling (FairNAS), generalised to layers with different choice counts.
+
+    A window has ``m = lcm(choice counts)`` paths. Each layer's column is ``m / k`` independent
+    random permutations of its ``k`` choices, concatenated, so inside every window every choice of
+    every layer is used exactly ``m / k`` times.
+    """
+
+    def __init__(self, space: SearchSpace, *, seed: int = 0) -> None:
+        super().__init__(space, seed=seed, window_size=space.window_size)
+
+    def _draw_window(self) -> np.ndarray:
+        m = self._window_size
+        columns = []
+        for k in self.space.num_choices:
+            perms = [self._rng.permutation(k) for _ in range(m // k)]
+            columns.append(np.concatenate(perms))
+        return np.stack(columns, axis=1)
+
+
+def build_sampler(name: str, space: SearchSpace, *, seed: int = 0) -> Sampler:
+    """A sampler by name: ``"fair"`` or ``"uniform"``."""
+    if name == "fair":
+        return FairSampler(space, seed=seed)
+    if name == "uniform":
+        return UniformSampler(space, seed=seed)
+    raise ValueError(f"unknown sampler {name!r}; choose 'fair' or 'uniform'")
