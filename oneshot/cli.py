@@ -6,6 +6,7 @@ Core commands live here; plug-ins add commands through the ``oneshot.commands`` 
 
 from __future__ import annotations
 
+import json
 import sys
 from importlib.metadata import entry_points
 from typing import Any
@@ -69,6 +70,138 @@ def _broken_command(name: str, target: str, exc: Exception) -> click.Command:
 @click.version_option(package_name="oneshot")
 def cli() -> None:
     """oneshot: one-shot NAS over several network components at once."""
+
+
+def _run_options(func: Any) -> Any:
+    """Options shared by every command that works on a run directory."""
+    options = [
+        click.option("--task", "task", default="panoptic", show_default=True, help="task name (see `oneshot tasks`)"),
+        click.option("--preset", default=None, help="named preset of the task (default: the task's first)"),
+        click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="YAML config file"),
+        click.option("--out", "out", type=click.Path(file_okay=False), default=None, help="run directory [default: runs/TASK-PRESET]"),
+        click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a config field, e.g. --set train.iterations=200"),
+        click.option("--device", default=None, help="cpu, cuda or cuda:N (default: the config's)"),
+        click.option("--quiet", is_flag=True, help="no progress bars or messages (errors still go to stderr)"),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _open(task: str, preset: str | None, config_path: str | None, out: str | None, overrides: tuple[str, ...], device: str | None, quiet: bool) -> Any:
+    import logging
+
+    from oneshot.pipeline import open_run
+
+    if not quiet:
+        console = logging.StreamHandler()
+        console.setFormatter(logging.Formatter("[oneshot] %(message)s"))
+        logger = logging.getLogger("oneshot")
+        if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler) for h in logger.handlers):
+            logger.addHandler(console)
+    return open_run(task, run_dir=out, preset=preset, config_path=config_path, overrides=overrides, device=device, progress=not quiet)
+
+
+def _echo(quiet: bool, text: str) -> None:
+    if not quiet:
+        click.echo(text)
+
+
+@cli.command("tasks")
+def tasks_command() -> None:
+    """List the registered tasks."""
+    from oneshot.tasks import available_tasks, get_task
+
+    for name in available_tasks():
+        try:
+            cls = get_task(name)
+        except OneshotError as exc:
+            click.echo(f"{name}\t(unavailable: {exc})")
+            continue
+        click.echo(f"{name}\tpresets: {', '.join(cls.presets())}\t{cls.description}")
+
+
+@cli.command("search")
+@_run_options
+@click.option("--searcher", default=None, help="path-priority, evolution, random, ... (default: the config's)")
+@click.option("--retrain", is_flag=True, help="also retrain the found architecture from scratch and evaluate it on val")
+def search_command(task: str, preset: str | None, config_path: str | None, out: str | None, overrides: tuple[str, ...], device: str | None, quiet: bool, searcher: str | None, retrain: bool) -> None:
+    """Run the whole job: data, supernet training, search, report (and --retrain).
+
+    Re-running the same command resumes: finished stages are reused, training continues from its
+    last checkpoint and stored evaluations are never repeated.
+    """
+    if searcher is not None:
+        overrides = (*overrides, f"search.searcher={searcher}")
+    pipe = _open(task, preset, config_path, out, overrides, device, quiet)
+    _echo(quiet, f"run directory: {pipe.run_dir}")
+    model = pipe.train_supernet()
+    result = pipe.search(model)
+    report = pipe.report(model, result)
+    found = report["found"]["metrics"]
+    _echo(quiet, f"found architecture: {json.dumps(result.best.to_json())}")
+    _echo(quiet, "metrics on the search split: " + ", ".join(f"{k}={v:.2f}" for k, v in found.items() if isinstance(v, float)))
+    if report.get("random_median_fitness") is not None:
+        _echo(quiet, f"median fitness of {len(report['random'])} random architectures: {report['random_median_fitness']:.2f}")
+    _echo(quiet, f"report: {pipe.path('report_md')}")
+    if retrain:
+        metrics = pipe.retrain(result.best)
+        _echo(quiet, "retrained, on val: " + ", ".join(f"{k}={v:.2f}" for k, v in metrics.items() if isinstance(v, float)))
+
+
+@cli.command("train-supernet")
+@_run_options
+def train_supernet_command(task: str, preset: str | None, config_path: str | None, out: str | None, overrides: tuple[str, ...], device: str | None, quiet: bool) -> None:
+    """Only train the supernet (or resume its training) in the run directory."""
+    pipe = _open(task, preset, config_path, out, overrides, device, quiet)
+    pipe.train_supernet()
+    _echo(quiet, f"supernet: {pipe.path('supernet')}")
+
+
+@cli.command("retrain")
+@_run_options
+@click.option("--arch", "arch_path", type=click.Path(dir_okay=False), default=None, help="architecture JSON [default: the run's architecture.json]")
+def retrain_command(task: str, preset: str | None, config_path: str | None, out: str | None, overrides: tuple[str, ...], device: str | None, quiet: bool, arch_path: str | None) -> None:
+    """Train a frozen architecture from scratch and evaluate it on val."""
+    from oneshot.space import SearchSpace
+
+    pipe = _open(task, preset, config_path, out, overrides, device, quiet)
+    space = SearchSpace.from_module(pipe.task.build_supernet())
+    arch = pipe.found_architecture(space, arch_path)
+    metrics = pipe.retrain(arch)
+    click.echo(json.dumps(metrics, indent=1))
+
+
+@cli.command("evaluate-arch")
+@_run_options
+@click.option("--arch", "arch_path", type=click.Path(dir_okay=False), default=None, help="architecture JSON [default: the run's architecture.json]")
+@click.option("--split", type=click.Choice(["search", "val"]), default="search", show_default=True)
+def evaluate_arch_command(task: str, preset: str | None, config_path: str | None, out: str | None, overrides: tuple[str, ...], device: str | None, quiet: bool, arch_path: str | None, split: str) -> None:
+    """Evaluate an architecture on the trained supernet (inherited weights, BN recalibrated)."""
+    pipe = _open(task, preset, config_path, out, overrides, device, quiet)
+    model = pipe.load_supernet()
+    from oneshot.space import SearchSpace
+
+    arch = pipe.found_architecture(SearchSpace.from_module(model), arch_path)
+    metrics = pipe.evaluate_archs(model, [arch], split=split)[0]
+    click.echo(json.dumps(metrics, indent=1))
+
+
+@cli.command("export")
+@_run_options
+@click.option("--arch", "arch_path", type=click.Path(dir_okay=False), default=None, help="architecture JSON [default: the run's architecture.json]")
+@click.option("--output", type=click.Path(dir_okay=False), default=None, help="file to write [default: RUN/exported.pt]")
+def export_command(task: str, preset: str | None, config_path: str | None, out: str | None, overrides: tuple[str, ...], device: str | None, quiet: bool, arch_path: str | None, output: str | None) -> None:
+    """Freeze an architecture with the supernet's weights into a standalone model file."""
+    from pathlib import Path
+
+    from oneshot.space import SearchSpace
+
+    pipe = _open(task, preset, config_path, out, overrides, device, quiet)
+    model = pipe.load_supernet()
+    arch = pipe.found_architecture(SearchSpace.from_module(model), arch_path)
+    info = pipe.export(model, arch, Path(output) if output else pipe.run_dir / "exported.pt")
+    click.echo(json.dumps(info, indent=1))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -46,3 +46,98 @@ class ToySupernet(nn.Module):
         for layer in self.body:
             x = layer(x)
         return self.head(x.mean(dim=(2, 3)))
+
+
+# ----------------------------------------------------------------------------- a toy task
+from collections.abc import Iterator, Sequence  # noqa: E402
+from typing import Any  # noqa: E402
+
+from pydantic import Field  # noqa: E402
+from torch.utils.data import TensorDataset  # noqa: E402
+
+from oneshot.config import RunConfig, StrictModel  # noqa: E402
+from oneshot.data import ResumableBatches  # noqa: E402
+from oneshot.space import Architecture  # noqa: E402
+from oneshot.supernet import activate, recalibrate_bn  # noqa: E402
+from oneshot.tasks import Task  # noqa: E402
+
+
+class ToyDataConfig(StrictModel):
+    num_train: int = Field(256, ge=16)
+    num_val: int = Field(128, ge=8)
+    image_size: int = Field(8, ge=4)
+
+
+class ToyModelConfig(StrictModel):
+    width: int = Field(8, ge=1)
+    num_layers: int = Field(3, ge=1)
+
+
+class ToyConfig(RunConfig):
+    data: ToyDataConfig = Field(default_factory=ToyDataConfig)
+    model: ToyModelConfig = Field(default_factory=ToyModelConfig)
+    bn_batches: int = Field(4, ge=0)
+
+
+def _toy_split(n: int, size: int, seed: int) -> TensorDataset:
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 3, (n,), generator=g)
+    x = torch.randn(n, 3, size, size, generator=g) * 0.8
+    # class c brightens channel c in a centred square: learnable, but needs spatial context
+    c = size // 4
+    for i in range(n):
+        x[i, y[i], c:-c, c:-c] += 1.0
+    return TensorDataset(x, y)
+
+
+class ToyTask(Task):
+    """A seconds-long classification task on random tensors, for tests and smoke runs."""
+
+    name = "toy"
+    config_class = ToyConfig
+    description = "tiny 3-class classification on random tensors (tests and smoke runs)"
+
+    @classmethod
+    def presets(cls) -> dict[str, dict[str, Any]]:
+        return {
+            "tiny": {"train": {"iterations": 20, "batch_size": 16, "lr": 0.5, "checkpoint_every": 5},
+                     "retrain": {"iterations": 30, "batch_size": 16, "lr": 0.1},
+                     "search": {"options": {"cycles": 2}, "random_baselines": 3}},
+        }
+
+    def _data(self, split: str) -> TensorDataset:
+        d = self.config.data  # type: ignore[attr-defined]
+        n = d.num_train if split == "train" else d.num_val
+        return _toy_split(n, d.image_size, {"train": 1, "search": 2, "val": 3}[split])
+
+    def build_supernet(self) -> nn.Module:
+        m = self.config.model  # type: ignore[attr-defined]
+        return ToySupernet(width=m.width, num_layers=m.num_layers).to(self.device)
+
+    def train_batches(self, *, seed: int, shard: tuple[int, int] = (0, 1)) -> Iterator[Any]:
+        return ResumableBatches(self._data("train"), batch_size=self.config.train.batch_size, seed=seed, shard=shard)
+
+    def loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
+        x, y = batch
+        return nn.functional.cross_entropy(model(x), y)
+
+    @torch.no_grad()
+    def _accuracy(self, model: nn.Module, split: str) -> float:
+        x, y = self._data(split).tensors
+        model.eval()
+        pred = model(x.to(self.device)).argmax(1).cpu()
+        return float((pred == y).float().mean() * 100)
+
+    def evaluate(self, model: nn.Module, archs: Sequence[Architecture], *, split: str = "search") -> list[dict[str, float]]:
+        train_x = self._data("train").tensors[0].to(self.device)
+        out = []
+        for arch in archs:
+            with activate(model, arch):
+                recalibrate_bn(model, (train_x[i : i + 32] for i in range(0, 32 * self.config.bn_batches, 32)))  # type: ignore[attr-defined]
+                acc = self._accuracy(model, split)
+            out.append({"fitness": acc, "accuracy": acc})
+        return out
+
+    def evaluate_standalone(self, model: nn.Module, *, split: str = "val") -> dict[str, float]:
+        acc = self._accuracy(model, split)
+        return {"fitness": acc, "accuracy": acc}

@@ -181,8 +181,9 @@ class SupernetTrainer:
     """Trains a supernet one fair window per optimizer step, with atomic, exact-resume checkpoints.
 
     Args:
-        model: the supernet (holding :class:`ChoiceLayer` s).
-        sampler: yields one window of architectures per step (e.g. :class:`~oneshot.FairSampler`).
+        model: the supernet (holding :class:`ChoiceLayer` s), or a standalone model.
+        sampler: yields one window of architectures per step (e.g. :class:`~oneshot.FairSampler`);
+            ``None`` trains a standalone (frozen) model, one batch per step.
         batches: an endless iterator of batches; if it has ``state_dict``/``load_state_dict``
             (like :class:`~oneshot.data.ResumableBatches`) its position is checkpointed too.
         loss_fn: ``loss_fn(model, batch)`` for the active path: a scalar or a dict of losses.
@@ -202,7 +203,7 @@ class SupernetTrainer:
         self,
         model: nn.Module,
         *,
-        sampler: Sampler,
+        sampler: Sampler | None,
         batches: Iterator[Any],
         loss_fn: LossFn,
         optimizer: torch.optim.Optimizer,
@@ -233,7 +234,7 @@ class SupernetTrainer:
         self.progress = progress
         self.on_step = on_step
         self.checkpoint_name = checkpoint_name
-        self.space = SearchSpace.from_module(model)
+        self.space = SearchSpace.from_module(model) if sampler is not None else None
         self.step = 0
         self.losses: list[float] = []
 
@@ -246,19 +247,19 @@ class SupernetTrainer:
         state = {
             "step": self.step,
             "losses": list(self.losses),
-            "space": self.space.signature(),
+            "space": self.space.signature() if self.space is not None else None,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-            "sampler": self.sampler.state_dict(),
+            "sampler": self.sampler.state_dict() if self.sampler is not None else None,
             "batches": self.batches.state_dict() if hasattr(self.batches, "state_dict") else None,
             "rng": _rng_state(),
         }
         return state
 
     def load_state_dict(self, state: Mapping[str, Any], *, source: str = "checkpoint") -> None:
-        if state.get("space") != self.space.signature():
+        if state.get("space") != (self.space.signature() if self.space is not None else None):
             raise CheckpointError(f"{source} was written for a different search space")
         try:
             self.model.load_state_dict(state["model"])
@@ -270,7 +271,8 @@ class SupernetTrainer:
             self.scheduler.load_state_dict(state["scheduler"])
         if self.scaler is not None and state.get("scaler") is not None:
             self.scaler.load_state_dict(state["scaler"])
-        self.sampler.load_state_dict(state["sampler"])
+        if self.sampler is not None:
+            self.sampler.load_state_dict(state["sampler"])
         if state.get("batches") is not None and hasattr(self.batches, "load_state_dict"):
             self.batches.load_state_dict(state["batches"])
         _set_rng_state(state["rng"])
@@ -294,11 +296,11 @@ class SupernetTrainer:
         """One optimizer step over one window of paths; returns the mean loss of the window."""
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        window = self.sampler.next_window()
+        window: list[Architecture | None] = list(self.sampler.next_window()) if self.sampler is not None else [None]
         total = 0.0
         for arch in window:
             batch = self.move_batch(next(self.batches), self.device)
-            with activate(self.model, arch):
+            with activate(self.model, arch) if arch is not None else contextlib.nullcontext():
                 autocast = (
                     torch.autocast(device_type="cuda", dtype=torch.float16)
                     if self.amp
@@ -309,7 +311,9 @@ class SupernetTrainer:
                 loss = out if isinstance(out, torch.Tensor) else sum(out.values())
                 if not torch.isfinite(loss):
                     raise FloatingPointError(
-                        f"loss is {loss.item()} at step {self.step} for architecture {arch.key}; "
+                        f"loss is {loss.item()} at step {self.step}"
+                        + (f" for architecture {arch.key}" if arch is not None else "")
+                        + "; "
                         "lower the learning rate or enable gradient clipping"
                     )
                 if self.scaler is not None:
@@ -317,7 +321,7 @@ class SupernetTrainer:
                 else:
                     loss.backward()
             total += float(loss.detach())
-            if self.on_step is not None:
+            if self.on_step is not None and arch is not None:
                 self.on_step(self.step, float(loss.detach()), arch)
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
@@ -335,7 +339,7 @@ class SupernetTrainer:
         self.losses.append(mean)
         return mean
 
-    def fit(self, num_steps: int, *, resume: bool = True) -> TrainResult:
+    def fit(self, num_steps: int, *, resume: bool = True, desc: str = "train supernet") -> TrainResult:
         """Train until ``num_steps`` optimizer steps have been taken in total (resuming first).
 
         A checkpoint is written every ``checkpoint_every`` steps and at the end, atomically, so a
@@ -351,7 +355,7 @@ class SupernetTrainer:
         if self.progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=num_steps, initial=self.step, desc="train supernet", unit="step", dynamic_ncols=True)
+            bar = tqdm(total=num_steps, initial=self.step, desc=desc, unit="step", dynamic_ncols=True)
         try:
             while self.step < num_steps:
                 loss = self.train_step()

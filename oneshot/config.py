@@ -1,0 +1,187 @@
+"""Configuration: pydantic models loaded from YAML, presets, and ``--set a.b=value`` overrides.
+
+A task's config subclasses :class:`RunConfig` and adds its own sections (``data``, ``model``,
+``eval``...). Every model forbids unknown keys, so a typo is reported with the field's path.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from oneshot.errors import ConfigError
+
+__all__ = [
+    "StrictModel",
+    "TrainConfig",
+    "SearchConfig",
+    "RunConfig",
+    "load_config",
+    "parse_overrides",
+    "apply_overrides",
+    "validate_config",
+    "config_to_yaml",
+    "deep_merge",
+]
+
+C = TypeVar("C", bound="RunConfig")
+
+
+class StrictModel(BaseModel):
+    """Base for config sections: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+class TrainConfig(StrictModel):
+    """Supernet training (one optimizer step per sampler window)."""
+
+    iterations: int = Field(100, ge=0, description="optimizer steps (each over one window of paths)")
+    batch_size: int = Field(2, ge=1, description="images per path (one batch per path)")
+    lr: float = Field(0.02, gt=0, description="base learning rate before component multipliers")
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(1e-4, ge=0)
+    warmup_iterations: int = Field(0, ge=0)
+    milestones: list[float] = Field(
+        default_factory=lambda: [8 / 12, 11 / 12],
+        description="lr decay points as fractions of iterations (x0.1 each)",
+    )
+    lr_multipliers: dict[str, float] | None = Field(
+        None, description="per-component lr factors; null = derived from the fair window (k/m)"
+    )
+    sampler: Literal["fair", "uniform"] = "fair"
+    grad_clip: float | None = Field(None, gt=0)
+    amp: bool = False
+    checkpoint_every: int = Field(50, ge=1)
+    num_workers: int = Field(0, ge=0)
+
+
+class SearchConfig(StrictModel):
+    """Architecture search on the trained supernet."""
+
+    searcher: str = "path-priority"
+    options: dict[str, Any] = Field(default_factory=dict, description="keyword options of the searcher")
+    random_baselines: int = Field(5, ge=0, description="random architectures evaluated for the report")
+
+
+class RunConfig(StrictModel):
+    """Top-level config shared by all tasks. Tasks subclass it and add their own sections."""
+
+    seed: int = 0
+    device: str = "cpu"
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    retrain: TrainConfig = Field(
+        default_factory=TrainConfig,
+        description="training of the frozen found architecture from scratch (one batch per step)",
+    )
+
+
+def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``base`` with ``update`` merged in, recursively for nested mappings."""
+    out = copy.deepcopy(dict(base))
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
+    """``["train.iterations=200", "search.searcher=evolution"]`` -> a nested dict.
+
+    Values are parsed as YAML scalars/lists (``200`` -> int, ``[1, 2]`` -> list, ``null`` -> None).
+    """
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"override {pair!r} must look like key.path=value")
+        path, _, raw = pair.partition("=")
+        keys = [k for k in path.strip().split(".") if k]
+        if not keys:
+            raise ConfigError(f"override {pair!r} has an empty key")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        node = out
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {pair!r} conflicts with another override of {key!r}")
+        node[keys[-1]] = value
+    return out
+
+
+def apply_overrides(data: Mapping[str, Any], pairs: Iterable[str]) -> dict[str, Any]:
+    return deep_merge(data, parse_overrides(pairs))
+
+
+def _format_validation_error(exc: ValidationError, source: str) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"]) or "<root>"
+        if err["type"] == "extra_forbidden":
+            parts.append(f"{loc}: unknown key")
+        else:
+            got = err.get("input")
+            shown = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
+            parts.append(f"{loc}: {err['msg']}{shown}")
+    return f"invalid config {source}: " + "; ".join(parts)
+
+
+def validate_config(cls: type[C], data: Mapping[str, Any], *, source: str = "") -> C:
+    """Validate ``data`` as ``cls``; errors become one :class:`ConfigError` naming each field path."""
+    try:
+        return cls.model_validate(dict(data))
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, source or f"for {cls.__name__}")) from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(f"config {path} is not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path} must be a mapping at the top level")
+    return data
+
+
+def load_config(
+    cls: type[C],
+    *,
+    preset: Mapping[str, Any] | None = None,
+    path: str | Path | None = None,
+    overrides: Iterable[str] = (),
+) -> C:
+    """Build a config: defaults <- ``preset`` <- YAML file at ``path`` <- ``overrides``."""
+    data: dict[str, Any] = dict(preset or {})
+    source = "preset"
+    if path is not None:
+        data = deep_merge(data, _read_yaml(Path(path)))
+        source = str(path)
+    overrides = list(overrides)
+    if overrides:
+        data = apply_overrides(data, overrides)
+        source = f"{source} with --set overrides" if path is not None else "(--set overrides)"
+    return validate_config(cls, data, source=source)
+
+
+def config_to_yaml(config: BaseModel) -> str:
+    """The full config (defaults included) as YAML text."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,415 @@
+"""The end-to-end job behind ``oneshot search --task NAME``, stage by stage, in one run directory.
+
+Stages: prepare data -> train the supernet (fair windows; resumes from ``checkpoint.pt``; the
+result is ``supernet.pt``) -> search through the evaluation store (``evaluations.jsonl``; a
+re-run never re-evaluates) -> report (``architecture.json``, ``report.md``, ``report.json``,
+plots) -> optionally retrain the frozen found architecture from scratch (``retrain/``).
+
+Everything a stage produces is written atomically, so a run killed at any moment resumes from
+what it left behind when the same command is run again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+
+from oneshot.config import RunConfig, config_to_yaml, deep_merge, load_config, validate_config
+from oneshot.errors import CheckpointError, ConfigError
+from oneshot.sampling import build_sampler
+from oneshot.space import Architecture, SearchSpace
+from oneshot.supernet import count_flops_params, freeze
+from oneshot.tasks import Task, get_task
+from oneshot.train import SupernetTrainer, load_checkpoint, save_checkpoint, warmup_multistep
+
+__all__ = ["Pipeline", "open_run", "RUN_FILES"]
+
+log = logging.getLogger("oneshot")
+
+RUN_FILES = {
+    "config": "config.yaml",
+    "checkpoint": "checkpoint.pt",
+    "supernet": "supernet.pt",
+    "store": "evaluations.jsonl",
+    "search_result": "search_result.json",
+    "architecture": "architecture.json",
+    "report_md": "report.md",
+    "report_json": "report.json",
+    "log": "log.txt",
+}
+
+# Config sections that may change between invocations on the same run directory: they do not
+# change what the supernet is or what a stored evaluation means.
+_MUTABLE_SECTIONS = ("device", "search", "retrain")
+
+
+def _identity(config_data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config_data.items() if k not in _MUTABLE_SECTIONS}
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def open_run(
+    task_name: str,
+    *,
+    run_dir: str | Path | None,
+    preset: str | None = None,
+    config_path: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    device: str | None = None,
+    progress: bool = True,
+) -> Pipeline:
+    """Resolve the config of a run and open its directory.
+
+    A new run directory gets ``config.yaml`` (the full resolved config). An existing one keeps
+    its config: options given again must agree with it on everything that defines the supernet
+    and the evaluations (all but ``device``, ``search`` and ``retrain``), which may change.
+    """
+    task_cls = get_task(task_name)
+    presets = task_cls.presets()
+    preset_name = preset
+    run_path = Path(run_dir) if run_dir is not None else Path("runs") / f"{task_name}-{preset or task_cls.default_preset()}"
+    saved_path = run_path / RUN_FILES["config"]
+    saved: dict[str, Any] | None = None
+    if saved_path.exists():
+        try:
+            saved = yaml.safe_load(saved_path.read_text()) or {}
+        except yaml.YAMLError:
+            raise ConfigError(f"{saved_path} is not valid YAML; fix it or use a new --out") from None
+        saved_task = saved.pop("_task", task_name)
+        if saved_task != task_name:
+            raise ConfigError(f"run directory {run_path} belongs to task {saved_task!r}, not {task_name!r}")
+    if preset_name is not None and preset_name not in presets:
+        raise ConfigError(f"unknown preset {preset_name!r} for task {task_name!r}; available: {', '.join(presets)}")
+
+    given_anything = preset_name is not None or config_path is not None or bool(overrides)
+    if saved is not None and not given_anything:
+        config = validate_config(task_cls.config_class, saved, source=str(saved_path))
+    else:
+        base = presets[preset_name or task_cls.default_preset()]
+        config = load_config(task_cls.config_class, preset=base, path=config_path, overrides=overrides)
+        if saved is not None:
+            new = config.model_dump(mode="json")
+            old = validate_config(task_cls.config_class, saved, source=str(saved_path)).model_dump(mode="json")
+            if _identity(new) != _identity(old):
+                changed = sorted(k for k in set(new) | set(old) if k not in _MUTABLE_SECTIONS and new.get(k) != old.get(k))
+                raise ConfigError(
+                    f"run directory {run_path} was created with a different config (sections {changed} differ); "
+                    "run again without --preset/--config/--set to resume it, or choose a new --out"
+                )
+            # device / search / retrain may change: keep the new values.
+            config = validate_config(
+                task_cls.config_class,
+                deep_merge(old, {k: new[k] for k in _MUTABLE_SECTIONS if k in new}),
+                source="merged config",
+            )
+    if device is not None:
+        config.device = device
+    run_path.mkdir(parents=True, exist_ok=True)
+    data = {"_task": task_name, **config.model_dump(mode="json")}
+    _atomic_write_text(saved_path, yaml.safe_dump(data, sort_keys=False))
+    return Pipeline(task_cls, config, run_path, progress=progress)
+
+
+class Pipeline:
+    """Runs the stages of one search job for a task in ``run_dir``."""
+
+    def __init__(self, task_cls: type[Task], config: RunConfig, run_dir: Path, *, progress: bool = True) -> None:
+        self.task_cls = task_cls
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.progress = progress
+        device = config.device
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r} requested but CUDA is not available on this machine")
+        self.device = torch.device(device)
+        self.task = task_cls(config, run_dir=self.run_dir, device=self.device, progress=progress)
+        self._data_ready = False
+        self._attach_log_file()
+
+    def path(self, key: str) -> Path:
+        return self.run_dir / RUN_FILES[key]
+
+    def _attach_log_file(self) -> None:
+        target = str(self.path("log").resolve())
+        for h in log.handlers:
+            if isinstance(h, logging.FileHandler) and h.baseFilename == target:
+                return
+        handler = logging.FileHandler(target)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+
+    def prepare_data(self) -> None:
+        if not self._data_ready:
+            t0 = time.perf_counter()
+            self.task.prepare_data()
+            self._data_ready = True
+            log.info("data ready (%.1f s)", time.perf_counter() - t0)
+
+    # ----------------------------------------------------------------- stage: supernet
+    def _optimizer(self, model: nn.Module, train_cfg: Any, groups: list[dict[str, Any]]) -> tuple[Any, Any]:
+        optimizer = torch.optim.SGD(groups, lr=train_cfg.lr, momentum=train_cfg.momentum, weight_decay=train_cfg.weight_decay)
+        milestones = tuple(int(round(f * train_cfg.iterations)) for f in train_cfg.milestones)
+        scheduler = warmup_multistep(optimizer, warmup_steps=train_cfg.warmup_iterations, milestones=milestones)
+        return optimizer, scheduler
+
+    def load_supernet(self) -> nn.Module:
+        """The trained supernet from ``supernet.pt``."""
+        path = self.path("supernet")
+        payload = load_checkpoint(path, map_location=self.device)
+        model = self.task.build_supernet()
+        if payload.get("space") != SearchSpace.from_module(model).signature():
+            raise CheckpointError(f"{path} was trained for a different search space")
+        try:
+            model.load_state_dict(payload["model"])
+        except (RuntimeError, KeyError) as exc:
+            raise CheckpointError(f"{path} does not fit the supernet: {str(exc).splitlines()[0]}") from None
+        model.eval()
+        return model
+
+    def train_supernet(self) -> nn.Module:
+        """Train the supernet (resuming from ``checkpoint.pt``), or load ``supernet.pt`` if done."""
+        if self.path("supernet").exists():
+            log.info("reusing trained supernet %s", self.path("supernet"))
+            return self.load_supernet()
+        self.prepare_data()
+        cfg = self.config.train
+        torch.manual_seed(self.config.seed)
+        model = self.task.build_supernet()
+        space = SearchSpace.from_module(model)
+        optimizer, scheduler = self._optimizer(model, cfg, self.task.param_groups(model))
+        trainer = SupernetTrainer(
+            model,
+            sampler=build_sampler(cfg.sampler, space, seed=self.config.seed),
+            batches=self.task.train_batches(seed=self.config.seed),
+            loss_fn=self.task.loss,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            run_dir=self.run_dir,
+            checkpoint_every=cfg.checkpoint_every,
+            grad_clip=cfg.grad_clip,
+            amp=cfg.amp,
+            device=self.device,
+            move_batch=self.task.move_batch,
+            progress=self.progress,
+        )
+        log.info("training supernet: %d steps of %d paths x %d images", cfg.iterations, trainer.sampler.window_size, cfg.batch_size)
+        result = trainer.fit(cfg.iterations)
+        if result.resumed_from is not None:
+            log.info("resumed from step %d", result.resumed_from)
+        save_checkpoint(
+            self.path("supernet"),
+            {"model": model.state_dict(), "space": space.signature(), "losses": result.losses, "steps": result.steps},
+        )
+        log.info("supernet trained: %d steps, final loss %.4f", result.steps, result.losses[-1] if result.losses else float("nan"))
+        self._plot_training_loss(result.losses)
+        model.eval()
+        return model
+
+    def _plot_training_loss(self, losses: list[float]) -> None:
+        if not losses:
+            return
+        from oneshot.viz import plot_training_loss
+
+        plot_training_loss(losses, path=self.run_dir / "training_loss.png")
+
+    # ----------------------------------------------------------------- stage: search
+    def store(self, space: SearchSpace) -> Any:
+        from oneshot.search import EvaluationStore
+
+        return EvaluationStore(self.path("store"), space=space)
+
+    def evaluate_archs(self, model: nn.Module, archs: Sequence[Architecture], *, split: str = "search") -> list[dict[str, Any]]:
+        """Evaluate architectures through the store (never twice); metrics dicts in order."""
+        from oneshot.search import HistoryEntry
+
+        space = SearchSpace.from_module(model)
+        store = self.store(space) if split == "search" else None
+        out: dict[Architecture, dict[str, Any]] = {}
+        todo = []
+        for arch in archs:
+            entry = store.get(arch) if store is not None else None
+            if entry is not None:
+                out[arch] = {"fitness": entry.fitness, **entry.metrics}
+            elif arch not in todo:
+                todo.append(arch)
+        if todo:
+            start = time.perf_counter()
+            results = self.task.evaluate(model, todo, split=split)
+            per = (time.perf_counter() - start) / len(todo)
+            for arch, metrics in zip(todo, results, strict=True):
+                out[arch] = dict(metrics)
+                if store is not None:
+                    store.add(HistoryEntry(arch, float(metrics["fitness"]), per, {k: v for k, v in metrics.items() if k != "fitness"}))
+        return [out[a] for a in archs]
+
+    def search(self, model: nn.Module | None = None) -> Any:
+        """Run the configured searcher on the supernet through the evaluation store."""
+        from oneshot.search import SearchResult, batch_fitness, build_searcher
+
+        model = model if model is not None else self.train_supernet()
+        self.prepare_data()
+        space = SearchSpace.from_module(model)
+        cfg = self.config.search
+        searcher = build_searcher(cfg.searcher, space, seed=self.config.seed, **cfg.options)
+        store = self.store(space)
+        already = len(store)
+        fitness = batch_fitness(lambda archs: self.task.evaluate(model, archs, split="search"))
+        log.info("search: %s, at most %d evaluations (%d already stored)", cfg.searcher, searcher.max_evaluations, already)
+        start = time.perf_counter()
+        result: SearchResult = searcher.run(fitness, store=store, progress=self.progress)
+        result.extras["search_seconds_this_run"] = time.perf_counter() - start
+        _atomic_write_text(self.path("search_result"), json.dumps(result.to_json(), indent=1))
+        result.best.save(self.path("architecture"))
+        log.info("search done: %d architectures evaluated; best %s", result.num_evaluated, result.best.key)
+        return result
+
+    # ----------------------------------------------------------------- stage: report
+    def report(self, model: nn.Module, result: Any) -> dict[str, Any]:
+        """Evaluate the found and a few random architectures the same way; write report files."""
+        space = SearchSpace.from_module(model)
+        cfg = self.config.search
+        best_metrics = self.evaluate_archs(model, [result.best])[0]
+        rng = np.random.default_rng(self.config.seed + 7919)
+        randoms: list[Architecture] = []
+        while len(randoms) < min(cfg.random_baselines, space.size):
+            arch = space.sample(rng)
+            if arch not in randoms:
+                randoms.append(arch)
+        random_metrics = self.evaluate_archs(model, randoms)
+        rand_fit = [m["fitness"] for m in random_metrics]
+        search_seconds = sum(h.wall_time for h in result.history)
+        report = {
+            "task": self.task_cls.name,
+            "searcher": result.searcher,
+            "found": {"architecture": result.best.to_json(), "metrics": best_metrics},
+            "random": [{"architecture": a.to_json(), "metrics": m} for a, m in zip(randoms, random_metrics, strict=True)],
+            "random_median_fitness": float(np.median(rand_fit)) if rand_fit else None,
+            "search_cost": {"evaluations": result.num_evaluated, "seconds": search_seconds},
+            "supernet_steps": self.config.train.iterations,
+        }
+        untrained = self._untrained_fitness(result.best)
+        if untrained is not None:
+            report["untrained_supernet"] = untrained
+        _atomic_write_text(self.path("report_json"), json.dumps(report, indent=1))
+        _atomic_write_text(self.path("report_md"), _report_markdown(report))
+        self._plots(result)
+        return report
+
+    def _untrained_fitness(self, arch: Architecture) -> dict[str, Any] | None:
+        """Metrics of the found architecture on a freshly initialised supernet (cached in report)."""
+        cache = self.run_dir / "untrained.json"
+        if cache.exists():
+            return json.loads(cache.read_text())
+        torch.manual_seed(self.config.seed)
+        model = self.task.build_supernet()
+        metrics = self.task.evaluate(model, [arch], split="search")[0]
+        _atomic_write_text(cache, json.dumps(metrics))
+        return metrics
+
+    def _plots(self, result: Any) -> None:
+        from oneshot import viz
+
+        if result.score_table is not None:
+            viz.plot_score_heatmap(result, path=self.run_dir / "scores.png")
+        viz.plot_explored({result.searcher: result}, path=self.run_dir / "explored.png")
+
+    # ----------------------------------------------------------------- stage: retrain / export
+    def found_architecture(self, space: SearchSpace, arch_path: str | Path | None = None) -> Architecture:
+        path = Path(arch_path) if arch_path is not None else self.path("architecture")
+        if not path.exists():
+            raise ConfigError(f"no architecture at {path}; run `oneshot search` first or pass --arch")
+        return Architecture.load(space, path)
+
+    def retrain(self, arch: Architecture) -> dict[str, Any]:
+        """Train the frozen ``arch`` from scratch and evaluate it on ``val``."""
+        self.prepare_data()
+        cfg = self.config.retrain
+        out_dir = self.run_dir / "retrain" / arch.key[:64]
+        out_dir.mkdir(parents=True, exist_ok=True)
+        done = out_dir / "metrics.json"
+        if done.exists():
+            return json.loads(done.read_text())
+        torch.manual_seed(self.config.seed)
+        model = freeze(self.task.build_supernet(), arch)
+        groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": cfg.lr}]
+        optimizer, scheduler = self._optimizer(model, cfg, groups)
+        trainer = SupernetTrainer(
+            model,
+            sampler=None,
+            batches=self.task.train_batches(seed=self.config.seed + 1),
+            loss_fn=self.task.loss,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            run_dir=out_dir,
+            checkpoint_every=cfg.checkpoint_every,
+            grad_clip=cfg.grad_clip,
+            amp=cfg.amp,
+            device=self.device,
+            move_batch=self.task.move_batch,
+            progress=self.progress,
+        )
+        result = trainer.fit(cfg.iterations, desc="retrain")
+        model.eval()
+        metrics = self.task.evaluate_standalone(model, split="val")
+        metrics = {**metrics, "retrain_steps": result.steps}
+        torch.save(model.state_dict(), out_dir / "model_state.pt")
+        _atomic_write_text(done, json.dumps(metrics, indent=1))
+        return metrics
+
+    def export(self, model: nn.Module, arch: Architecture, output: Path, *, example_input: Any | None = None) -> dict[str, Any]:
+        """Freeze ``arch`` with the supernet's weights and save the standalone module."""
+        frozen = freeze(model, arch).eval()
+        output.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"architecture": arch.to_json(), "model": frozen}, output)
+        info: dict[str, Any] = {"path": str(output), "params": sum(p.numel() for p in frozen.parameters())}
+        if example_input is not None:
+            info["flops"] = count_flops_params(model, arch, example_input).flops
+        return info
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def _report_markdown(report: dict[str, Any]) -> str:
+    found = report["found"]["metrics"]
+    keys = [k for k in found if isinstance(found[k], (int, float))]
+    lines = [
+        f"# Search report ({report['task']}, {report['searcher']})",
+        "",
+        f"Found architecture: `{json.dumps(report['found']['architecture'])}`",
+        "",
+        "| model | " + " | ".join(keys) + " |",
+        "|---|" + "---|" * len(keys),
+        "| found | " + " | ".join(_fmt(found[k]) for k in keys) + " |",
+    ]
+    if "untrained_supernet" in report:
+        u = report["untrained_supernet"]
+        lines.append("| found, untrained supernet | " + " | ".join(_fmt(u.get(k, "")) for k in keys) + " |")
+    for i, r in enumerate(report["random"]):
+        m = r["metrics"]
+        lines.append(f"| random {i} | " + " | ".join(_fmt(m.get(k, "")) for k in keys) + " |")
+    lines += [
+        "",
+        f"Median fitness of the random architectures: {_fmt(report['random_median_fitness'])}",
+        "",
+        f"Search cost: {report['search_cost']['evaluations']} evaluations, "
+        f"{report['search_cost']['seconds']:.1f} s of evaluation.",
+        "",
+    ]
+    return "\n".join(lines)
