@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,6 +52,16 @@ RUN_FILES = {
 # Config sections that may change between invocations on the same run directory: they do not
 # change what the supernet is or what a stored evaluation means.
 _MUTABLE_SECTIONS = ("device", "search", "retrain")
+
+
+def fault_point(stage: str, count: int) -> None:
+    """Testing aid: ``ONESHOT_KILL_AFTER=train:N`` (or ``search:N``) SIGKILLs this process once
+    ``N`` optimizer steps (or evaluations) are done, to prove that an interrupted run resumes
+    exactly. Does nothing when the variable is unset."""
+    spec = os.environ.get("ONESHOT_KILL_AFTER", "")
+    if spec.partition(":")[0] == stage and count >= int(spec.partition(":")[2] or 0):
+        logging.shutdown()
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _identity(config_data: dict[str, Any]) -> dict[str, Any]:
@@ -206,6 +218,7 @@ class Pipeline:
             device=self.device,
             move_batch=self.task.move_batch,
             progress=self.progress,
+            after_step=lambda step: fault_point("train", step),
         )
         log.info("training supernet: %d steps of %d paths x %d images", cfg.iterations, trainer.sampler.window_size, cfg.batch_size)
         result = trainer.fit(cfg.iterations)
@@ -268,7 +281,15 @@ class Pipeline:
         searcher = build_searcher(cfg.searcher, space, seed=self.config.seed, **cfg.options)
         store = self.store(space)
         already = len(store)
-        fitness = batch_fitness(lambda archs: self.task.evaluate(model, archs, split="search"))
+        evaluated = [len(store) - already]
+
+        def evaluate(archs: Sequence[Architecture]) -> list[dict[str, Any]]:
+            fault_point("search", evaluated[0])
+            metrics = self.task.evaluate(model, archs, split="search")
+            evaluated[0] += len(archs)
+            return metrics
+
+        fitness = batch_fitness(evaluate)
         log.info("search: %s, at most %d evaluations (%d already stored)", cfg.searcher, searcher.max_evaluations, already)
         start = time.perf_counter()
         result: SearchResult = searcher.run(fitness, store=store, progress=self.progress)

@@ -196,7 +196,8 @@ class SupernetTrainer:
         device: where batches are moved by ``move_batch`` (the model must already be there).
         move_batch: ``move_batch(batch, device)``; default moves tensors in nested lists/dicts.
         progress: show a tqdm bar with loss and ETA.
-        extra_state: ``() -> dict`` of additional state to store, restored via ``on_resume``.
+        on_step: ``(step, loss, arch)`` after every path's backward pass.
+        after_step: ``(step)`` after every optimizer step (and its checkpoint, if any).
     """
 
     def __init__(
@@ -216,6 +217,7 @@ class SupernetTrainer:
         move_batch: Callable[[Any, torch.device], Any] | None = None,
         progress: bool = True,
         on_step: Callable[[int, float, Architecture], None] | None = None,
+        after_step: Callable[[int], None] | None = None,
         checkpoint_name: str = "checkpoint.pt",
     ) -> None:
         self.model = model
@@ -233,6 +235,7 @@ class SupernetTrainer:
         self.move_batch = move_batch or _move_to_device
         self.progress = progress
         self.on_step = on_step
+        self.after_step = after_step
         self.checkpoint_name = checkpoint_name
         self.space = SearchSpace.from_module(model) if sampler is not None else None
         self.step = 0
@@ -367,6 +370,8 @@ class SupernetTrainer:
                     break
                 if self.step % self.checkpoint_every == 0 or self.step == num_steps:
                     self.save()
+                if self.after_step is not None:
+                    self.after_step(self.step)
         finally:
             if bar is not None:
                 bar.close()
