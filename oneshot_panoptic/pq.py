@@ -65,7 +65,9 @@ class _SlotMapper:
     def __init__(self) -> None:
         self._lut = np.zeros(0, dtype=np.uint16)
 
-    def __call__(self, flat_ids: np.ndarray, sorted_ids: np.ndarray, max_id: int | None = None) -> np.ndarray:
+    def __call__(
+        self, flat_ids: np.ndarray, sorted_ids: np.ndarray, max_id: int | None = None
+    ) -> np.ndarray:
         """Slots of ``flat_ids`` (any integer dtype, shape ``(N,)``); result uint16 or intp."""
         k = len(sorted_ids)
         if flat_ids.size == 0:
@@ -97,7 +99,9 @@ class _SlotMapper:
             lut[0] = _UNLISTED
 
 
-def _segments_by_id(segments: Iterable[Mapping[str, Any]], image_id: Any, what: str) -> dict[int, Mapping[str, Any]]:
+def _segments_by_id(
+    segments: Iterable[Mapping[str, Any]], image_id: Any, what: str
+) -> dict[int, Mapping[str, Any]]:
     """``{id: segment}`` keeping the last entry of a repeated id, as panopticapi's dict does."""
     by_id: dict[int, Mapping[str, Any]] = {}
     for seg in segments:
@@ -112,7 +116,9 @@ def _category_of(seg: Mapping[str, Any], image_id: Any, what: str) -> int:
     try:
         return int(seg["category_id"])
     except (KeyError, TypeError, ValueError):
-        raise DatasetError(f"image {image_id}: {what} segment {seg.get('id')} has no integer 'category_id'") from None
+        raise DatasetError(
+            f"image {image_id}: {what} segment {seg.get('id')} has no integer 'category_id'"
+        ) from None
 
 
 def _as_numpy_map(seg_map: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -120,7 +126,9 @@ def _as_numpy_map(seg_map: np.ndarray | torch.Tensor) -> np.ndarray:
         seg_map = seg_map.detach().cpu().numpy()
     arr = np.asarray(seg_map)
     if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.integer):
-        raise DatasetError(f"a segment-id map must be a 2-D integer array, got {arr.dtype} of shape {arr.shape}")
+        raise DatasetError(
+            f"a segment-id map must be a 2-D integer array, got {arr.dtype} of shape {arr.shape}"
+        )
     return arr
 
 
@@ -226,15 +234,20 @@ def prepare_ground_truth(
             raise DatasetError(
                 f"image {image_id}: ground-truth segment id {extra[0]} is in the PNG but not in segments_info"
             )
-        absent = [int(i) for i, c in zip(ids, counts[_FIRST:]) if c == 0]
+        absent = [int(i) for i, c in zip(ids, counts[_FIRST:], strict=True) if c == 0]
         if absent:
             raise DatasetError(
                 f"image {image_id}: ground-truth segment ids {absent} are in segments_info but not in the PNG"
             )
-    category_ids = np.array([_category_of(by_id[int(i)], image_id, "ground-truth") for i in ids], dtype=np.int64)
+    category_ids = np.array(
+        [_category_of(by_id[int(i)], image_id, "ground-truth") for i in ids], dtype=np.int64
+    )
     iscrowd = np.array([int(by_id[int(i)].get("iscrowd", 0)) == 1 for i in ids], dtype=bool)
     areas = np.array(
-        [int(by_id[int(i)]["area"]) if "area" in by_id[int(i)] else int(c) for i, c in zip(ids, counts[_FIRST:])],
+        [
+            int(by_id[int(i)]["area"]) if "area" in by_id[int(i)] else int(c)
+            for i, c in zip(ids, counts[_FIRST:], strict=True)
+        ],
         dtype=np.int64,
     )
     slot_of = {int(i): k + _FIRST for k, i in enumerate(ids)}
@@ -276,7 +289,9 @@ def _match(
     inter = conf[_FIRST:, _FIRST:]
     pred_area = conf[:, _FIRST:].sum(axis=0)
     void = conf[gt.void_slot, _FIRST:]
-    candidate = (inter > 0) & (gt.category_ids[:, None] == pred_categories[None, :]) & ~gt.iscrowd[:, None]
+    candidate = (
+        (inter > 0) & (gt.category_ids[:, None] == pred_categories[None, :]) & ~gt.iscrowd[:, None]
+    )
     rows, cols = np.nonzero(candidate)  # row-major: by gt id, then pred id, as panopticapi iterates
     union = pred_area[cols] + gt.areas[rows] - inter[rows, cols] - void[cols]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -291,7 +306,9 @@ def _match(
 
     fn = gt.category_ids[~gt_matched & ~gt.iscrowd]
 
-    crowd_rows = np.array([gt.crowd_slot_by_category.get(int(c), -1) for c in pred_categories], dtype=np.intp)
+    crowd_rows = np.array(
+        [gt.crowd_slot_by_category.get(int(c), -1) for c in pred_categories], dtype=np.intp
+    )
     ignored_px = void.copy()
     has_crowd = crowd_rows >= 0
     if has_crowd.any():
@@ -359,7 +376,9 @@ class PanopticQuality:
         pos = np.minimum(np.searchsorted(self._cat_sorted, category_ids), len(self._cat_sorted) - 1)
         return self._cat_sorted[pos] == category_ids
 
-    def _check_categories(self, image_id: Any, ids: np.ndarray, categories: np.ndarray, what: str) -> None:
+    def _check_categories(
+        self, image_id: Any, ids: np.ndarray, categories: np.ndarray, what: str
+    ) -> None:
         known = self._known(categories)
         if not known.all():
             k = int(np.nonzero(~known)[0][0])
@@ -367,10 +386,14 @@ class PanopticQuality:
                 f"image {image_id}: {what} segment {int(ids[k])} has unknown category_id {int(categories[k])}"
             )
 
-    def _prediction(self, pred: PanopticSegmentation, image_id: Any) -> tuple[np.ndarray, np.ndarray]:
+    def _prediction(
+        self, pred: PanopticSegmentation, image_id: Any
+    ) -> tuple[np.ndarray, np.ndarray]:
         by_id = _segments_by_id(pred.segments, image_id, "predicted")
         ids = np.array(sorted(by_id), dtype=np.int64)
-        cats = np.array([_category_of(by_id[int(i)], image_id, "predicted") for i in ids], dtype=np.int64)
+        cats = np.array(
+            [_category_of(by_id[int(i)], image_id, "predicted") for i in ids], dtype=np.int64
+        )
         self._check_categories(image_id, ids, cats, "predicted")
         return ids, cats
 
@@ -410,15 +433,24 @@ class PanopticQuality:
         self._add(_match(gt, pred_ids, pred_cats, conf))
 
     def _confusion_numpy(
-        self, gt: PreparedGroundTruth, pred_map: np.ndarray, pred_ids: np.ndarray, image_id: Any, max_id: int | None = None
+        self,
+        gt: PreparedGroundTruth,
+        pred_map: np.ndarray,
+        pred_ids: np.ndarray,
+        image_id: Any,
+        max_id: int | None = None,
     ) -> np.ndarray:
         num_pred = len(pred_ids) + _FIRST
         flat = pred_map.reshape(-1)
         pred_slots = self._mapper(flat, pred_ids, max_id)
         combined = np.multiply(gt.slots, num_pred, dtype=np.intp)
         combined += pred_slots
-        conf = np.bincount(combined, minlength=gt.num_slots * num_pred).reshape(gt.num_slots, num_pred)
-        self._check_prediction(conf, pred_ids, image_id, lambda: np.unique(flat[pred_slots == _UNLISTED]))
+        conf = np.bincount(combined, minlength=gt.num_slots * num_pred).reshape(
+            gt.num_slots, num_pred
+        )
+        self._check_prediction(
+            conf, pred_ids, image_id, lambda: np.unique(flat[pred_slots == _UNLISTED])
+        )
         return conf
 
     def _confusion_torch(
@@ -441,13 +473,19 @@ class PanopticQuality:
         counts = torch.bincount(combined, minlength=gt.num_slots * num_pred)
         conf = counts.cpu().numpy().reshape(gt.num_slots, num_pred)
         self._check_prediction(
-            conf, pred_ids, image_id, lambda: torch.unique(flat[pred_slots == _UNLISTED]).cpu().numpy()
+            conf,
+            pred_ids,
+            image_id,
+            lambda: torch.unique(flat[pred_slots == _UNLISTED]).cpu().numpy(),
         )
         return conf
 
     @staticmethod
     def _check_prediction(
-        conf: np.ndarray, pred_ids: np.ndarray, image_id: Any, unlisted_ids: Callable[[], np.ndarray]
+        conf: np.ndarray,
+        pred_ids: np.ndarray,
+        image_id: Any,
+        unlisted_ids: Callable[[], np.ndarray],
     ) -> None:
         """panopticapi's sanity checks: every non-zero id of the map listed, every listed id present."""
         if conf[:, _UNLISTED].any():
@@ -458,7 +496,7 @@ class PanopticQuality:
                 f"image {image_id}: predicted segment id {first} is in the PNG but not in segments_info"
             )
         pred_area = conf[:, _FIRST:].sum(axis=0)
-        missing = [int(i) for i, a in zip(pred_ids, pred_area) if a == 0]
+        missing = [int(i) for i, a in zip(pred_ids, pred_area, strict=True) if a == 0]
         if missing:
             raise DatasetError(
                 f"image {image_id}: predicted segment ids {missing} are in segments_info but not in the PNG"
@@ -466,7 +504,9 @@ class PanopticQuality:
 
     def _add(self, stats: _ImageStats) -> None:
         idx = self._index(stats.match_categories)
-        np.add.at(self._iou, idx, stats.match_ious)  # unbuffered, in order: same sums as panopticapi
+        np.add.at(
+            self._iou, idx, stats.match_ious
+        )  # unbuffered, in order: same sums as panopticapi
         n = len(self._categories)
         self._tp += np.bincount(idx, minlength=n)
         self._fn += np.bincount(self._index(stats.fn_categories), minlength=n)
@@ -488,7 +528,12 @@ class PanopticQuality:
     def stats(self) -> dict[int, dict[str, float | int]]:
         """Per category id: accumulated ``iou`` sum, ``tp``, ``fp``, ``fn``."""
         return {
-            int(cid): {"iou": float(self._iou[i]), "tp": int(self._tp[i]), "fp": int(self._fp[i]), "fn": int(self._fn[i])}
+            int(cid): {
+                "iou": float(self._iou[i]),
+                "tp": int(self._tp[i]),
+                "fp": int(self._fp[i]),
+                "fn": int(self._fn[i]),
+            }
             for i, cid in enumerate(self._cat_ids)
         }
 
@@ -507,7 +552,12 @@ class PanopticQuality:
             for i, cat in enumerate(self._categories):
                 if isthing is not None and self._isthing[i] != isthing:
                     continue
-                iou, tp, fp, fn = float(self._iou[i]), int(self._tp[i]), int(self._fp[i]), int(self._fn[i])
+                iou, tp, fp, fn = (
+                    float(self._iou[i]),
+                    int(self._tp[i]),
+                    int(self._fp[i]),
+                    int(self._fn[i]),
+                )
                 if tp + fp + fn == 0:
                     per_class[int(cat["id"])] = {"pq": 0.0, "sq": 0.0, "rq": 0.0}
                     continue
@@ -520,7 +570,9 @@ class PanopticQuality:
                 sq += sq_class
                 rq += rq_class
             results[name] = (
-                {"pq": pq / n, "sq": sq / n, "rq": rq / n, "n": n} if n else {"pq": 0.0, "sq": 0.0, "rq": 0.0, "n": 0}
+                {"pq": pq / n, "sq": sq / n, "rq": rq / n, "n": n}
+                if n
+                else {"pq": 0.0, "sq": 0.0, "rq": 0.0, "n": 0}
             )
             if name == "All":
                 results["per_class"] = per_class
@@ -529,11 +581,16 @@ class PanopticQuality:
 
 def format_pq_table(results: Mapping[str, Any]) -> str:
     """panopticapi's printed table: All / Things / Stuff rows with PQ SQ RQ (in %) and n."""
-    lines = ["{:10s}| {:>5s}  {:>5s}  {:>5s} {:>5s}".format("", "PQ", "SQ", "RQ", "N"), "-" * (10 + 7 * 4)]
+    lines = [
+        "{:10s}| {:>5s}  {:>5s}  {:>5s} {:>5s}".format("", "PQ", "SQ", "RQ", "N"),
+        "-" * (10 + 7 * 4),
+    ]
     for name in ("All", "Things", "Stuff"):
         r = results[name]
         lines.append(
-            "{:10s}| {:5.1f}  {:5.1f}  {:5.1f} {:5d}".format(name, 100 * r["pq"], 100 * r["sq"], 100 * r["rq"], r["n"])
+            "{:10s}| {:5.1f}  {:5.1f}  {:5.1f} {:5d}".format(
+                name, 100 * r["pq"], 100 * r["sq"], 100 * r["rq"], r["n"]
+            )
         )
     return "\n".join(lines)
 
@@ -566,7 +623,9 @@ def _score_pairs(
                 f"image {image_id}: prediction PNG {pred_ann['file_name']} is {pred_map.shape[1]}x{pred_map.shape[0]}, "
                 f"ground truth is {gt.shape[1]}x{gt.shape[0]}"
             )
-        pred_ids, pred_cats = evaluator._prediction(PanopticSegmentation(pred_map, pred_ann["segments_info"]), image_id)
+        pred_ids, pred_cats = evaluator._prediction(
+            PanopticSegmentation(pred_map, pred_ann["segments_info"]), image_id
+        )
         conf = evaluator._confusion_numpy(gt, pred_map, pred_ids, image_id, max_id=MAX_SEGMENT_ID)
         out.append(_match(gt, pred_ids, pred_cats, conf))
     return out
@@ -604,7 +663,9 @@ def evaluate_panoptic_files(
     for gt_ann in gt_data["annotations"]:
         pred_ann = pred_by_image.get(gt_ann["image_id"])
         if pred_ann is None:
-            raise DatasetError(f"no prediction for the image with id {gt_ann['image_id']} in {pred_json}")
+            raise DatasetError(
+                f"no prediction for the image with id {gt_ann['image_id']} in {pred_json}"
+            )
         pairs.append((gt_ann, pred_ann))
 
     categories = gt_data["categories"]

@@ -118,7 +118,9 @@ def load_panoptic_json(path: str | Path, *, require_images: bool = False) -> dic
     for ann in data["annotations"]:
         _require(isinstance(ann, dict), path, "an annotation is not a JSON object")
         for key in ("image_id", "file_name", "segments_info"):
-            _require(key in ann, path, f"an annotation has no '{key}' ({ann.get('file_name', '?')})")
+            _require(
+                key in ann, path, f"an annotation has no '{key}' ({ann.get('file_name', '?')})"
+            )
         for seg in ann["segments_info"]:
             _require(
                 isinstance(seg, dict) and "id" in seg and "category_id" in seg,
