@@ -1,0 +1,106 @@
+"""Random search: distinct uniform samples, constraint-aware."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from oneshot.search.base import Searcher, SearchError
+from oneshot.space import Architecture, SearchSpace
+
+__all__ = ["RandomSearcher", "UniqueSampler"]
+
+
+class UniqueSampler:
+    """Draws uniformly random architectures never drawn before that satisfy a constraint.
+
+    ``max_tries`` bounds the number of *consecutive* rejected draws (already seen, or violating
+    the constraint); past it :meth:`draw` returns ``None``: the space is (nearly) exhausted or the
+    constraint too strict.
+    """
+
+    def __init__(self, searcher: Searcher, rng: np.random.Generator, *, max_tries: int = 1000) -> None:
+        self.searcher = searcher
+        self.rng = rng
+        self.max_tries = int(max_tries)
+        self.seen: set[Architecture] = set()
+        self.rejected: set[Architecture] = set()
+
+    def accept(self, arch: Architecture) -> bool:
+        """Whether ``arch`` is new and feasible; if so, it is marked as seen."""
+        if arch in self.seen or arch in self.rejected:
+            return False
+        if not self.searcher.is_feasible(arch):
+            self.rejected.add(arch)
+            return False
+        self.seen.add(arch)
+        return True
+
+    def draw(self) -> Architecture | None:
+        for _ in range(self.max_tries):
+            arch = self.searcher.space.sample(self.rng)
+            if self.accept(arch):
+                return arch
+        return None
+
+
+class RandomSearcher(Searcher):
+    """Evaluate ``num_samples`` distinct uniformly random architectures; return the best.
+
+    Args:
+        space: the search space.
+        num_samples: number of architectures to evaluate (fewer if the space, or its part that
+            satisfies the constraint, is exhausted: after ``max_tries`` consecutive rejected draws
+            the search stops; if no architecture was accepted at all, :class:`SearchError`).
+        seed: random seed.
+        batch_size: architectures per :meth:`ask` (default: the space's fair window size), i.e.
+            per call of a batch fitness. The samples do not depend on it.
+        max_tries: bound on consecutive rejected draws.
+    """
+
+    name = "random"
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        num_samples: int = 300,
+        *,
+        seed: int = 0,
+        batch_size: int | None = None,
+        max_tries: int = 1000,
+    ) -> None:
+        super().__init__(space, seed=seed)
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        self.num_samples = int(num_samples)
+        self.batch_size = int(batch_size) if batch_size is not None else space.window_size
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self._sampler = UniqueSampler(self, np.random.default_rng(self.seed), max_tries=max_tries)
+        self._drawn = 0
+        self._exhausted = False
+
+    @classmethod
+    def with_budget(cls, space: SearchSpace, n: int, *, seed: int = 0) -> RandomSearcher:
+        return cls(space, num_samples=n, seed=seed)
+
+    @property
+    def max_evaluations(self) -> int:
+        return self.num_samples
+
+    def _ask(self) -> list[Architecture]:
+        batch: list[Architecture] = []
+        while not self._exhausted and self._drawn < self.num_samples and len(batch) < self.batch_size:
+            arch = self._sampler.draw()
+            if arch is None:
+                self._exhausted = True
+                break
+            batch.append(arch)
+            self._drawn += 1
+        if not batch and self._drawn == 0:
+            raise SearchError(
+                f"random search: no new architecture satisfying the constraint in {self._sampler.max_tries} draws"
+            )
+        return batch
+
+    def _tell(self, results: list[tuple[Architecture, float]]) -> None:
+        pass

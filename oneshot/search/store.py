@@ -1,0 +1,255 @@
+"""An append-only JSONL store of evaluations, keyed by architecture.
+
+File format (one JSON object per line):
+
+* first line, the header: ``{"type": "header", "format": "oneshot-evaluations", "version": 1,
+  "space": <SearchSpace.signature()>, "num_layers": L, "created": <unix time>}``;
+* then one record per evaluation: ``{"type": "eval", "key": "0-2-1-...", "arch": {<grouped
+  JSON>}, "fitness": 41.2, "metrics": {...}, "wall_time": 12.3, "time": <unix time>,
+  "writer": "<host>:<pid>"}``.
+
+Every append takes an exclusive ``fcntl`` lock on the file, writes one line, flushes and
+fsyncs, so several processes (e.g. workers sharing a search) may append to the same store; readers
+pick up the lines others appended. If the same architecture is recorded twice, the first record
+wins. A line cut short by a crash (or any unreadable line) is skipped with a warning.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from oneshot.errors import OneshotError
+from oneshot.search.base import HistoryEntry
+from oneshot.space import Architecture, SearchSpace
+
+__all__ = ["EvaluationStore", "StoreError"]
+
+_FORMAT = "oneshot-evaluations"
+_VERSION = 1
+
+
+class StoreError(OneshotError):
+    """An evaluation store is unreadable or belongs to another search space."""
+
+
+class EvaluationStore:
+    """Evaluations of architectures persisted in an append-only JSONL file.
+
+    Args:
+        path: the ``.jsonl`` file (created with its parent folders when missing).
+        space: the search space; may be given later with :meth:`bind` (searchers do it in
+            :meth:`~oneshot.search.Searcher.run`). A store written for another space is refused.
+
+    Usage: ``store.get(arch)`` returns a :class:`~oneshot.search.HistoryEntry` or ``None``;
+    ``store.add(entry)`` appends one. ``len(store)``, ``arch in store`` and iteration (in file
+    order) see every record, including those appended by other processes since the last read.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, space: SearchSpace | None = None) -> None:
+        self.path = Path(path)
+        self.space: SearchSpace | None = None
+        self._entries: dict[str, HistoryEntry] = {}
+        self._offset = 0
+        self._signature: str | None = None
+        self._writer = f"{socket.gethostname()}:{os.getpid()}"
+        if self.path.is_dir():
+            raise StoreError(f"evaluation store {self.path} is a directory, expected a .jsonl file")
+        if space is not None:
+            self.bind(space)
+
+    # ----------------------------------------------------------------- binding
+    def bind(self, space: SearchSpace) -> None:
+        """Attach the search space, writing the header of a new store or checking an existing one."""
+        if self.space is not None:
+            if space.signature() != self.space.signature():
+                raise StoreError(
+                    f"evaluation store {self.path} is bound to space {self.space.signature()}, "
+                    f"not {space.signature()}"
+                )
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._locked("a+") as fh:
+            fh.seek(0, os.SEEK_END)
+            if fh.tell() == 0:
+                header = {
+                    "type": "header",
+                    "format": _FORMAT,
+                    "version": _VERSION,
+                    "space": space.signature(),
+                    "num_layers": space.num_layers,
+                    "created": time.time(),
+                }
+                fh.write(json.dumps(header) + "\n")
+                _sync(fh)
+        self.space = space
+        self._refresh()
+        if self._signature != space.signature():
+            self.space = None
+            raise StoreError(
+                f"evaluation store {self.path} was written for a search space with signature "
+                f"{self._signature}, this space has {space.signature()}; use another store file"
+            )
+
+    def _require_space(self) -> SearchSpace:
+        if self.space is None:
+            raise RuntimeError("bind the evaluation store to a search space first (store.bind(space))")
+        return self.space
+
+    # ----------------------------------------------------------------- reading
+    def _locked(self, mode: str, lock: int = fcntl.LOCK_EX) -> _LockedFile:
+        return _LockedFile(self.path, mode, lock)
+
+    def _refresh(self) -> None:
+        """Read the lines appended since the last read (by any process)."""
+        space = self._require_space()
+        if not self.path.exists():
+            raise StoreError(f"evaluation store {self.path} disappeared")
+        with self._locked("rb", fcntl.LOCK_SH) as fh:
+            fh.seek(self._offset)
+            data = fh.read()
+        if not data:
+            return
+        lines = data.split(b"\n")
+        tail = lines.pop()  # after the last newline: empty, or a line cut short at the end
+        position = self._offset
+        for raw in lines:
+            self._parse_line(raw, position, space)
+            position += len(raw) + 1
+        if tail:
+            # A truncated last line: a crash mid-write (writers hold the lock while writing).
+            warnings.warn(
+                f"evaluation store {self.path}: ignoring a truncated last line at byte {position} "
+                "(interrupted write)",
+                stacklevel=3,
+            )
+            position += len(tail)
+        self._offset = position
+
+    def _parse_line(self, raw: bytes, position: int, space: SearchSpace) -> None:
+        if not raw.strip():
+            return
+        try:
+            record = json.loads(raw)
+            if not isinstance(record, dict):
+                raise ValueError("not an object")
+        except (ValueError, UnicodeDecodeError):
+            if position == 0:
+                raise StoreError(f"{self.path} is not an evaluation store (unreadable first line)") from None
+            warnings.warn(
+                f"evaluation store {self.path}: skipping an unreadable line at byte {position}",
+                stacklevel=4,
+            )
+            return
+        kind = record.get("type")
+        if position == 0:
+            if kind != "header" or record.get("format") != _FORMAT:
+                raise StoreError(f"{self.path} is not an evaluation store (no header line)")
+            if int(record.get("version", 0)) > _VERSION:
+                raise StoreError(f"{self.path} has store format version {record['version']}, newer than {_VERSION}")
+            self._signature = str(record.get("space"))
+            return
+        if kind != "eval":
+            return
+        try:
+            arch = space.from_json(record["arch"])
+            entry = HistoryEntry(
+                arch,
+                float(record["fitness"]),
+                float(record.get("wall_time", 0.0)),
+                dict(record.get("metrics") or {}),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            warnings.warn(
+                f"evaluation store {self.path}: skipping a malformed record at byte {position}: {exc}",
+                stacklevel=4,
+            )
+            return
+        self._entries.setdefault(arch.key, entry)
+
+    def get(self, arch: Architecture) -> HistoryEntry | None:
+        """The stored evaluation of ``arch``, or ``None``."""
+        self._require_space()
+        entry = self._entries.get(arch.key)
+        if entry is None:
+            self._refresh()
+            entry = self._entries.get(arch.key)
+        return entry
+
+    def __contains__(self, arch: object) -> bool:
+        return isinstance(arch, Architecture) and self.get(arch) is not None
+
+    def __len__(self) -> int:
+        self._refresh()
+        return len(self._entries)
+
+    def __iter__(self) -> Iterator[HistoryEntry]:
+        self._refresh()
+        return iter(list(self._entries.values()))
+
+    # ----------------------------------------------------------------- writing
+    def add(self, entry: HistoryEntry) -> None:
+        """Append one evaluation (flushed and fsynced before returning). Known ones are ignored."""
+        space = self._require_space()
+        arch = space.validate(entry.arch)
+        record: dict[str, Any] = {
+            "type": "eval",
+            "key": arch.key,
+            "arch": arch.to_json(),
+            "fitness": float(entry.fitness),
+            "metrics": dict(entry.metrics),
+            "wall_time": float(entry.wall_time),
+            "time": time.time(),
+            "writer": self._writer,
+        }
+        line = json.dumps(record, allow_nan=True) + "\n"
+        with self._locked("a+b") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            if size:
+                fh.seek(size - 1)
+                if fh.read(1) != b"\n":
+                    # the last line was cut short by a crash: end it so that ours stays readable
+                    fh.seek(0, os.SEEK_END)
+                    fh.write(b"\n")
+            fh.seek(0, os.SEEK_END)
+            fh.write(line.encode())
+            _sync(fh)
+        self._refresh()
+
+    def __repr__(self) -> str:
+        return f"EvaluationStore({str(self.path)!r}, {len(self._entries)} evaluations)"
+
+
+class _LockedFile:
+    """Open a file and hold an ``fcntl.flock`` on it for the duration of a ``with`` block."""
+
+    def __init__(self, path: Path, mode: str, lock: int) -> None:
+        self.path, self.mode, self.lock = path, mode, lock
+        self.fh: Any = None
+
+    def __enter__(self) -> Any:
+        try:
+            self.fh = open(self.path, self.mode)  # noqa: SIM115 - closed in __exit__
+        except OSError as exc:
+            raise StoreError(f"cannot open evaluation store {self.path}: {exc.strerror or exc}") from None
+        fcntl.flock(self.fh.fileno(), self.lock)
+        return self.fh
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            fcntl.flock(self.fh.fileno(), fcntl.LOCK_UN)
+        finally:
+            self.fh.close()
+
+
+def _sync(fh: Any) -> None:
+    fh.flush()
+    os.fsync(fh.fileno())
