@@ -1,0 +1,50 @@
+import pytest
+
+from oneshot import SearchSpace
+from oneshot.search import (
+    EvolutionSearcher,
+    RandomSearcher,
+    available_searchers,
+    build_searcher,
+    register_searcher,
+)
+from oneshot.search import registry as registry_module
+
+
+@pytest.fixture
+def space():
+    return SearchSpace.categorical({"a": [3] * 4})
+
+
+def test_builtin_names():
+    assert {"path-priority", "evolution", "random", "path-priority-verify"} <= set(available_searchers())
+
+
+def test_unknown_name_lists_the_available_ones(space):
+    with pytest.raises(ValueError, match="unknown searcher 'nope'.*evolution.*path-priority.*random"):
+        build_searcher("nope", space)
+
+
+def test_duplicate_registration_is_loud(monkeypatch):
+    monkeypatch.setattr(registry_module, "_SEARCHERS", dict(registry_module._SEARCHERS))
+    register_searcher("random", RandomSearcher)  # same class again: harmless
+    with pytest.raises(ValueError, match="already registered"):
+        register_searcher("random", EvolutionSearcher)
+
+    @register_searcher("my-random")
+    class MyRandom(RandomSearcher):
+        pass
+
+    assert "my-random" in available_searchers()
+    with pytest.raises(ValueError, match="not a Searcher"):
+        register_searcher("bad", int)
+
+
+def test_build_with_options_and_budget(space):
+    s = build_searcher("evolution", space, population=8, generations=2, top_k=2, mutations=3, crossovers=3, seed=4)
+    assert (s.population, s.generations, s.seed, s.max_evaluations) == (8, 2, 4, 16)
+    assert build_searcher("random", space, budget=17).max_evaluations == 17
+    with pytest.raises(ValueError, match="no option 'generation'.*accepted"):
+        build_searcher("evolution", space, generation=3)
+    with pytest.raises(ValueError, match="only 'seed'"):
+        build_searcher("random", space, budget=5, batch_size=2)
