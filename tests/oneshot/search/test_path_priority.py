@@ -24,7 +24,7 @@ def _reference_scores(space, fitness, cycles, seed):
         window = sampler.next_window()
         values = [fitness(a) for a in window]
         ranks = np.argsort(np.argsort(-np.asarray(values), kind="stable"), kind="stable")
-        for arch, rank in zip(window, ranks):
+        for arch, rank in zip(window, ranks, strict=True):
             for layer, choice in enumerate(arch.choices):
                 scores[layer][choice] += k - rank
     return scores
