@@ -66,15 +66,23 @@ class _SlotMapper:
         self._lut = np.zeros(0, dtype=np.uint16)
 
     def __call__(
-        self, flat_ids: np.ndarray, sorted_ids: np.ndarray, max_id: int | None = None
+        self,
+        flat_ids: np.ndarray,
+        sorted_ids: np.ndarray,
+        max_id: int | None = None,
+        *,
+        context: str = "",
     ) -> np.ndarray:
-        """Slots of ``flat_ids`` (any integer dtype, shape ``(N,)``); result uint16 or intp."""
+        """Slots of ``flat_ids`` (any integer dtype, shape ``(N,)``); result uint16 or intp.
+
+        ``max_id`` is a known bound of the ids (else computed); ``context`` prefixes errors.
+        """
         k = len(sorted_ids)
         if flat_ids.size == 0:
             return np.zeros(0, dtype=np.uint16)
         if max_id is None:
             if np.issubdtype(flat_ids.dtype, np.signedinteger) and int(flat_ids.min()) < 0:
-                raise DatasetError("segment ids must be non-negative integers")
+                raise DatasetError(f"{context}negative segment id {int(flat_ids.min())}")
             max_id = int(flat_ids.max())
         if max_id < _LUT_MAX_ID and k + _FIRST < (1 << 16):
             return self._gather(flat_ids, sorted_ids, max_id)
@@ -222,10 +230,10 @@ def prepare_ground_truth(
     by_id = _segments_by_id(gt.segments, image_id, "ground-truth")
     ids = np.array(sorted(by_id), dtype=np.int64)
     if len(ids) and (ids[0] < 0):
-        raise DatasetError(f"image {image_id}: negative ground-truth segment id {ids[0]}")
+        raise DatasetError(f"image {image_id}: ground truth lists a negative segment id {ids[0]}")
     mapper = _mapper if _mapper is not None else _SlotMapper()
     flat = seg_map.reshape(-1)
-    slots = mapper(flat, ids, _max_id)
+    slots = mapper(flat, ids, _max_id, context=f"image {image_id}: ground truth has a ")
     counts = np.bincount(slots, minlength=len(ids) + _FIRST)
     if strict:
         if counts[_UNLISTED]:
@@ -442,7 +450,9 @@ class PanopticQuality:
     ) -> np.ndarray:
         num_pred = len(pred_ids) + _FIRST
         flat = pred_map.reshape(-1)
-        pred_slots = self._mapper(flat, pred_ids, max_id)
+        pred_slots = self._mapper(
+            flat, pred_ids, max_id, context=f"image {image_id}: prediction has a "
+        )
         combined = np.multiply(gt.slots, num_pred, dtype=np.intp)
         combined += pred_slots
         conf = np.bincount(combined, minlength=gt.num_slots * num_pred).reshape(
@@ -491,7 +501,9 @@ class PanopticQuality:
         if conf[:, _UNLISTED].any():
             first = int(np.min(unlisted_ids()))
             if first < 0:
-                raise DatasetError(f"image {image_id}: negative predicted segment id {first}")
+                raise DatasetError(
+                    f"image {image_id}: prediction has a negative segment id {first}"
+                )
             raise DatasetError(
                 f"image {image_id}: predicted segment id {first} is in the PNG but not in segments_info"
             )
