@@ -71,7 +71,7 @@ def plot_score_heatmap(
             raise ValueError(f"layer {layer}: {len(row)} scores for {space.num_choices[layer]} choices")
         grid[: len(row), layer] = row
 
-    fig = _figure((max(5.0, 0.32 * space.num_layers + 2.5), 1.0 + 0.45 * width))
+    fig = _figure((max(7.0, 0.32 * space.num_layers + 2.5), 1.2 + 0.45 * width))
     ax = fig.add_subplot()
     image = ax.imshow(np.ma.masked_invalid(grid), aspect="auto", cmap="viridis", origin="lower")
     fig.colorbar(image, ax=ax, label="accumulated score")
@@ -130,6 +130,7 @@ def plot_explored_models(
     fig = _figure((7.5, 4.0))
     ax = fig.add_subplot()
     get = value or (lambda h: h.fitness)
+    every = [get(h) for r in results.values() for h in r.history]
     for i, (label, result) in enumerate(results.items()):
         ys = [get(h) for h in result.history]
         color = f"C{i}"
@@ -139,6 +140,9 @@ def plot_explored_models(
                 ax.scatter([n], [get(h)], marker="*", s=160, color=color, edgecolor="black", zorder=3)
                 break
     ax.set_xscale("log" if max((len(r.history) for r in results.values()), default=1) > 200 else "linear")
+    if len(every) > 20:  # keep a few catastrophic models from squashing the interesting range
+        low, high = np.percentile(every, [1, 100])
+        ax.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
     ax.set_xlabel("evaluation")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
