@@ -398,7 +398,7 @@ def _segments_info(
 
 
 def split_counts(num_images: int, splits: Mapping[str, float]) -> dict[str, int]:
-    """Split ``num_images`` by positive weights (largest remainder; each split gets >= 1 image)."""
+    """Share ``num_images`` out by positive weights (largest remainder; every split gets >= 1 image)."""
     if not splits:
         raise ValueError("at least one split is needed")
     if any(w <= 0 or not math.isfinite(w) for w in splits.values()):
@@ -406,12 +406,15 @@ def split_counts(num_images: int, splits: Mapping[str, float]) -> dict[str, int]
     if num_images < len(splits):
         raise ValueError(f"{num_images} images cannot fill {len(splits)} splits")
     total = sum(splits.values())
-    spare = num_images - len(splits)  # one image per split first
-    exact = {name: spare * w / total for name, w in splits.items()}
-    counts = {name: 1 + int(math.floor(x)) for name, x in exact.items()}
+    exact = {name: num_images * w / total for name, w in splits.items()}
+    counts = {name: int(math.floor(x)) for name, x in exact.items()}
     left = num_images - sum(counts.values())
-    for name in sorted(exact, key=lambda n: exact[n] - math.floor(exact[n]), reverse=True)[:left]:
+    for name in sorted(exact, key=lambda n: exact[n] - counts[n], reverse=True)[:left]:
         counts[name] += 1
+    for name in counts:  # every split gets an image, taken from the largest split
+        if counts[name] == 0:
+            counts[max(counts, key=counts.__getitem__)] -= 1
+            counts[name] = 1
     return counts
 
 
@@ -459,7 +462,9 @@ def generate_synthetic_dataset(
     for split in counts:
         if (root / split).exists() and any((root / split).iterdir()):
             if not overwrite:
-                raise DatasetError(f"{root / split} exists already (overwrite=True or --overwrite replaces it)")
+                raise DatasetError(
+                    f"{root / split} exists already (overwrite=True or --overwrite replaces it)"
+                )
             shutil.rmtree(root / split)
     result: dict[str, SplitPaths] = {}
     image_id = 0

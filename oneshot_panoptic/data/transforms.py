@@ -163,7 +163,11 @@ class ResizeShortestSide:
         target = dict(target)
         if "masks" in target:
             masks = _resize_nearest(target["masks"], rows, cols)
-            keep = masks.flatten(1).amax(dim=1) > 0 if masks.numel() else torch.zeros(0, dtype=torch.bool)
+            keep = (
+                masks.flatten(1).amax(dim=1) > 0
+                if masks.numel()
+                else torch.zeros(0, dtype=torch.bool)
+            )
             target["masks"] = masks[keep]
             for key in ("labels", "area"):
                 if key in target:
