@@ -419,8 +419,12 @@ def _markdown_body(
     if seeds >= 40:
         blocks_new = ", ".join(f"{v:.3f}" for v in block_means(records, NEW_POLICY, noisy))
         blocks_pp = ", ".join(f"{v:.3f}" for v in block_means(records, pp, noisy))
+        ahead = sum(
+            a > b for a, b in zip(block_means(records, NEW_POLICY, noisy), block_means(records, pp, noisy), strict=True)
+        )
         lines.append(
-            f"- sigma {noisy:g}, mean accuracy per block of 20 seeds: {NEW_POLICY} {blocks_new}; {pp} {blocks_pp}."
+            f"- sigma {noisy:g}, mean accuracy per block of 20 seeds: {NEW_POLICY} {blocks_new}; {pp} {blocks_pp} "
+            f"(the new policy is ahead in {ahead} of {seeds // 20} blocks: with 20 seeds only, the two can tie)."
         )
     lines.append("")
     clean = min(sigmas)
