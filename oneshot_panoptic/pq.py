@@ -334,6 +334,10 @@ class PanopticQuality:
     Args:
         categories: COCO category dicts (``id``, ``isthing``; order as in the ground-truth JSON,
             which fixes the summation order of the averages) or a :class:`PanopticMetadata`.
+        backend: how predicted maps are counted. ``"auto"``: torch tensors on an accelerator are
+            counted there (``torch.bincount``), numpy arrays and CPU tensors with numpy (faster
+            on a CPU); ``"torch"``: every tensor with torch on its device; ``"numpy"``: always
+            numpy (tensors are copied to the CPU). All give the same numbers.
 
     Example::
 
@@ -345,7 +349,12 @@ class PanopticQuality:
         results = pq.evaluate()  # {"All": {"pq", "sq", "rq", "n"}, "Things", "Stuff", "per_class"}
     """
 
-    def __init__(self, categories: Sequence[Mapping[str, Any]] | PanopticMetadata) -> None:
+    def __init__(
+        self, categories: Sequence[Mapping[str, Any]] | PanopticMetadata, *, backend: str = "auto"
+    ) -> None:
+        if backend not in ("auto", "torch", "numpy"):
+            raise ValueError(f"backend must be 'auto', 'torch' or 'numpy', got {backend!r}")
+        self.backend = backend
         cats = categories.categories if isinstance(categories, PanopticMetadata) else categories
         self._categories = [dict(c) for c in cats]
         ids = [int(c["id"]) for c in self._categories]
@@ -434,7 +443,10 @@ class PanopticQuality:
                 f"image {image_id}: prediction size {tuple(pred.shape)} differs from ground truth {gt.shape}"
             )
         pred_ids, pred_cats = self._prediction(pred, image_id)
-        if isinstance(pred.seg_map, torch.Tensor):
+        seg_map = pred.seg_map
+        if isinstance(seg_map, torch.Tensor) and (
+            self.backend == "torch" or (self.backend == "auto" and seg_map.device.type != "cpu")
+        ):
             conf = self._confusion_torch(gt, pred.seg_map, pred_ids, image_id)
         else:
             conf = self._confusion_numpy(gt, _as_numpy_map(pred.seg_map), pred_ids, image_id)

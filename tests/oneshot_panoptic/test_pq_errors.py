@@ -132,10 +132,12 @@ def test_cli_reports_one_line(breakage: str, tmp_path: Path) -> None:
     assert message in lines[0]
 
 
-@pytest.mark.parametrize("as_torch", [False, True])
-def test_evaluator_rejects_bad_predictions(as_torch: bool) -> None:
+@pytest.mark.parametrize(
+    ("as_torch", "backend"), [(False, "auto"), (True, "torch"), (True, "auto")]
+)
+def test_evaluator_rejects_bad_predictions(as_torch: bool, backend: str) -> None:
     gt = _case().gts[0]
-    evaluator = PanopticQuality(CATEGORIES)
+    evaluator = PanopticQuality(CATEGORIES, backend=backend)
 
     def pred(seg_map: list[list[int]], segments: list[dict]) -> PanopticSegmentation:
         arr = torch.tensor(seg_map) if as_torch else np.array(seg_map)

@@ -21,8 +21,10 @@ seeds = st.integers(min_value=0, max_value=2**32 - 1)
 fast = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def _evaluate(case: Case, *, torch_device: str | None = None, prepared: bool = False) -> dict:
-    evaluator = PanopticQuality(case.categories)
+def _evaluate(
+    case: Case, *, torch_device: str | None = None, prepared: bool = False, backend: str = "auto"
+) -> dict:
+    evaluator = PanopticQuality(case.categories, backend=backend)
     for i, (gt, pred) in enumerate(zip(case.gts, case.preds, strict=True)):
         if torch_device is not None:
             pred = PanopticSegmentation(
@@ -57,9 +59,11 @@ def test_torch_and_prepared_paths_equal_numpy(seed: int) -> None:
     case = random_case(seed, num_images=2)
     expected = _evaluate(case)
     assert _evaluate(case, prepared=True) == expected
+    assert _evaluate(case, torch_device="cpu", backend="torch") == expected
     assert _evaluate(case, torch_device="cpu") == expected
     if torch.cuda.is_available():
         assert _evaluate(case, torch_device="cuda") == expected
+    assert _evaluate(case, torch_device="cpu", backend="numpy") == expected
 
 
 @fast

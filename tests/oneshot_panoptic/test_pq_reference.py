@@ -36,7 +36,7 @@ def _in_memory(
 ) -> dict:
     """Decode the files, then score through the in-memory evaluator (prepared GT, numpy or torch)."""
     gt, pred = load_panoptic_json(gt_json), load_panoptic_json(pred_json)
-    evaluator = PanopticQuality(gt["categories"])
+    evaluator = PanopticQuality(gt["categories"], backend="auto" if device is None else "torch")
     preds = {a["image_id"]: a for a in pred["annotations"]}
     for ann in gt["annotations"]:
         prepared = prepare_ground_truth(
@@ -109,7 +109,7 @@ def test_listed_prediction_id_zero_is_a_real_segment(device: str | None) -> None
         if device
         else np.zeros((2, 3), dtype=np.int64)
     )
-    listed = PanopticQuality(categories)
+    listed = PanopticQuality(categories, backend="torch")
     listed.process(gt, PanopticSegmentation(zeros, [{"id": 0, "category_id": 7}]))
     assert listed.stats()[7] == {
         "iou": 5 / 5,
@@ -117,7 +117,7 @@ def test_listed_prediction_id_zero_is_a_real_segment(device: str | None) -> None
         "fp": 0,
         "fn": 0,
     }  # union drops the VOID pixel
-    unlisted = PanopticQuality(categories)
+    unlisted = PanopticQuality(categories, backend="torch")
     unlisted.process(gt, PanopticSegmentation(zeros, []))
     assert unlisted.stats()[7] == {"iou": 0.0, "tp": 0, "fp": 0, "fn": 1}
 
