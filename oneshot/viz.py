@@ -1,4 +1,4 @@
-"""Plots of searches: per-layer path scores (paper Fig. 2a), explored models (Fig. 2b), search curves.
+"""Plots: per-layer path scores (paper Fig. 2a), explored models (Fig. 2b), search curves, training loss.
 
 Every function builds a matplotlib :class:`~matplotlib.figure.Figure` on the Agg canvas (no
 pyplot, no global backend change), returns it, and writes it to ``path`` when one is given.
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from oneshot.search.base import SearchResult
     from oneshot.space import SearchSpace
 
-__all__ = ["plot_best_so_far", "plot_explored_models", "plot_score_heatmap"]
+__all__ = ["plot_best_so_far", "plot_explored_models", "plot_score_heatmap", "plot_training_loss"]
 
 PathLike = str | os.PathLike[str]
 
@@ -196,3 +196,29 @@ def _as_curves(item: Any) -> list[list[float]]:
     for run in item:
         out.append(run.best_so_far() if hasattr(run, "best_so_far") else [float(v) for v in run])
     return out
+
+
+def plot_training_loss(
+    losses: Sequence[float],
+    *,
+    path: PathLike | None = None,
+    smooth: int | None = None,
+    title: str = "Supernet training loss",
+) -> Figure:
+    """Loss per optimizer step, with a moving average over ``smooth`` steps (default: ~1/20 of them)."""
+    values = np.asarray([float(v) for v in losses], dtype=float)
+    if values.size == 0:
+        raise ValueError("no losses to plot")
+    fig = _figure((7.0, 3.5))
+    ax = fig.add_subplot()
+    steps = np.arange(1, values.size + 1)
+    ax.plot(steps, values, color="C0", alpha=0.35, lw=0.8, label="loss")
+    window = smooth if smooth is not None else max(1, values.size // 20)
+    if window > 1 and values.size >= window:
+        averaged = np.convolve(values, np.ones(window) / window, mode="valid")
+        ax.plot(steps[window - 1 :], averaged, color="C0", lw=1.8, label=f"moving average ({window})")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return _save(fig, path)

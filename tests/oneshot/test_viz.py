@@ -53,3 +53,16 @@ def test_explored_models_and_best_so_far(results, tmp_path):
     lines = fig.axes[0].get_lines()
     assert [len(line.get_xdata()) for line in lines] == [len(r.history) for r in results.values()]
     assert list(lines[2].get_ydata()) == results["random"].best_so_far()
+
+
+def test_training_loss(tmp_path):
+    from oneshot.viz import plot_training_loss
+
+    losses = [3.0 / (1 + i) for i in range(100)]
+    fig = plot_training_loss(losses, path=tmp_path / "loss.png")
+    lines = fig.axes[0].get_lines()
+    assert list(lines[0].get_ydata()) == losses
+    assert len(lines[1].get_ydata()) == 100 - 5 + 1  # moving average over 5 steps
+    assert (tmp_path / "loss.png").stat().st_size > 1000
+    with pytest.raises(ValueError):
+        plot_training_loss([])
