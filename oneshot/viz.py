@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -59,7 +59,7 @@ def plot_score_heatmap(
 
     The chosen (argmax) choice of every layer is outlined.
     """
-    table = getattr(scores, "score_table", scores)
+    table = cast("Sequence[Sequence[float]] | None", getattr(scores, "score_table", scores))
     if table is None:
         raise ValueError("this search result has no score table (only path-priority searches have one)")
     if len(table) != space.num_layers:

@@ -217,7 +217,7 @@ def summarize(records: Sequence[RunRecord]) -> list[Summary]:
 
 def paired_difference(records: Sequence[RunRecord], a: str, b: str, sigma: float) -> tuple[float, float, int]:
     """Mean and standard error of ``accuracy(a) - accuracy(b)`` over seeds, and the number of seeds."""
-    by_seed = {}
+    by_seed: dict[int, dict[str, float]] = {}
     for r in records:
         if r.sigma == sigma and r.label in (a, b):
             by_seed.setdefault(r.seed, {})[r.label] = r.accuracy

@@ -401,10 +401,11 @@ def _evaluate_batch(
             known[arch] = entry = HistoryEntry(arch, ev.fitness, per, ev.metrics)
             if store is not None:
                 store.add(entry)
-    else:
+    elif missing:
+        per_arch: Callable[[Architecture], FitnessValue] = fitness  # type: ignore[assignment]
         for arch in missing:
             start = time.perf_counter()
-            ev = Evaluation.from_value(fitness(arch), arch=arch)
+            ev = Evaluation.from_value(per_arch(arch), arch=arch)
             known[arch] = entry = HistoryEntry(arch, ev.fitness, time.perf_counter() - start, ev.metrics)
             if store is not None:
                 store.add(entry)

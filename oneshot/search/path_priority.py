@@ -176,11 +176,11 @@ class PathPrioritySearcher(Searcher):
         return None
 
     def _select(self) -> tuple[Architecture, float | None]:
-        best = self.table.argmax()
+        best: Architecture | None = self.table.argmax()
         self._selection = "argmax"
-        if not self.is_feasible(best):
+        if best is not None and not self.is_feasible(best):
             best = None
-            for tries, choices in enumerate(ranked_combinations(self.table.scores)):
+            for tries, choices in enumerate(ranked_combinations(self.table.to_lists())):
                 if tries >= self.max_tries:
                     break
                 candidate = self.space.validate(list(choices))
@@ -196,6 +196,7 @@ class PathPrioritySearcher(Searcher):
                     )
                 best = max(feasible, key=lambda h: h.fitness).arch
                 self._selection = "best-evaluated"
+        assert best is not None
         return best, self._fitness_of(best)
 
     def _result_fields(self) -> dict[str, Any]:
