@@ -207,14 +207,9 @@ class PreparedGroundTruth:
 
 
 def prepare_ground_truth(
-    gt: PanopticSegmentation,
-    *,
-    image_id: Any = None,
-    strict: bool = True,
-    _mapper: _SlotMapper | None = None,
-    _max_id: int | None = None,
+    gt: PanopticSegmentation, *, image_id: Any = None, strict: bool = True
 ) -> PreparedGroundTruth:
-    """Prepare one image's ground truth for :class:`PanopticQuality`.
+    """Prepare one image's ground truth for :class:`PanopticQuality` (do it once per split).
 
     Args:
         gt: ``(H, W)`` segment-id map (numpy or torch, any device) and its ``segments``
@@ -223,17 +218,31 @@ def prepare_ground_truth(
         strict: raise when the map holds a non-zero id that is not listed, or a listed id has no
             pixel. panopticapi silently ignores both in ground truth; pass ``False`` to do the same.
 
+    Returns:
+        A :class:`PreparedGroundTruth` holding an ``(H * W,)`` uint8 (int32 beyond 254 segments)
+        slot map; scoring on a device caches one copy of it there.
+
     Raises:
         DatasetError: malformed segments, or (``strict``) ids inconsistent with the map.
     """
+    return _prepare(gt, image_id=image_id, strict=strict, mapper=_SlotMapper(), max_id=None)
+
+
+def _prepare(
+    gt: PanopticSegmentation,
+    *,
+    image_id: Any,
+    strict: bool,
+    mapper: _SlotMapper,
+    max_id: int | None,
+) -> PreparedGroundTruth:
     seg_map = _as_numpy_map(gt.seg_map)
     by_id = _segments_by_id(gt.segments, image_id, "ground-truth")
     ids = np.array(sorted(by_id), dtype=np.int64)
     if len(ids) and (ids[0] < 0):
         raise DatasetError(f"image {image_id}: ground truth lists a negative segment id {ids[0]}")
-    mapper = _mapper if _mapper is not None else _SlotMapper()
     flat = seg_map.reshape(-1)
-    slots = mapper(flat, ids, _max_id, context=f"image {image_id}: ground truth has a ")
+    slots = mapper(flat, ids, max_id, context=f"image {image_id}: ground truth has a ")
     counts = np.bincount(slots, minlength=len(ids) + _FIRST)
     if strict:
         if counts[_UNLISTED]:
@@ -435,7 +444,7 @@ class PanopticQuality:
                 reverse, or a category id is unknown.
         """
         if not isinstance(gt, PreparedGroundTruth):
-            gt = prepare_ground_truth(gt, image_id=image_id, _mapper=self._mapper)
+            gt = _prepare(gt, image_id=image_id, strict=True, mapper=self._mapper, max_id=None)
         image_id = gt.image_id if gt.image_id is not None else image_id
         self._check_categories(image_id, gt.ids, gt.category_ids, "ground-truth")
         if tuple(pred.shape) != gt.shape:
@@ -634,11 +643,12 @@ def _score_pairs(
     for gt_ann, pred_ann in pairs:
         image_id = gt_ann["image_id"]
         gt_map = read_panoptic_png(Path(gt_folder) / gt_ann["file_name"])
-        gt = prepare_ground_truth(
+        gt = _prepare(
             PanopticSegmentation(gt_map, gt_ann["segments_info"]),
             image_id=image_id,
-            _mapper=evaluator._mapper,
-            _max_id=MAX_SEGMENT_ID,
+            strict=True,
+            mapper=evaluator._mapper,
+            max_id=MAX_SEGMENT_ID,
         )
         evaluator._check_categories(image_id, gt.ids, gt.category_ids, "ground-truth")
         pred_map = read_panoptic_png(Path(pred_folder) / pred_ann["file_name"])

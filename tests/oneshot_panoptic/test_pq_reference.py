@@ -89,6 +89,9 @@ def test_tfmodels_sample_through_files_and_cli() -> None:
     d = TFMODELS
     paths = (d / "coco_gt.json", d / "coco_gt", d / "coco_pred.json", d / "coco_pred")
     from_files = evaluate_panoptic_files(*paths)
+    assert (
+        evaluate_panoptic_files(*paths, workers=2) == from_files
+    )  # processes do not change the sums
     from_cli = _cli_json(*paths)
     for name in ("All", "Things", "Stuff"):
         for key in ("pq", "sq", "rq", "n"):
