@@ -41,4 +41,35 @@ __all__ += [
     "split_paths",
 ]
 # --- model (issue 5) ---
+from oneshot_panoptic.backbone import BACKBONE_PRESETS, BackboneSpec, ShuffleNetV2Supernet  # noqa: E402
+from oneshot_panoptic.fusion import COCO_REFERENCE_AREA, panoptic_fusion, stuff_area_limit  # noqa: E402
+from oneshot_panoptic.model import (  # noqa: E402
+    DEFAULT_LR_MULTIPLIERS,
+    MODEL_PRESETS,
+    PUBLISHED_ARCHITECTURES,
+    AutoPanoptic,
+    AutoPanopticPreset,
+    autopanoptic_search_space,
+    build_autopanoptic,
+    param_groups,
+    published_architecture,
+)
+
+__all__ += [
+    "AutoPanoptic",
+    "AutoPanopticPreset",
+    "BACKBONE_PRESETS",
+    "BackboneSpec",
+    "COCO_REFERENCE_AREA",
+    "DEFAULT_LR_MULTIPLIERS",
+    "MODEL_PRESETS",
+    "PUBLISHED_ARCHITECTURES",
+    "ShuffleNetV2Supernet",
+    "autopanoptic_search_space",
+    "build_autopanoptic",
+    "panoptic_fusion",
+    "param_groups",
+    "published_architecture",
+    "stuff_area_limit",
+]
 # --- task (issue 6) ---
