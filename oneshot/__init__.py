@@ -4,6 +4,7 @@ The task-agnostic core: search spaces, samplers, supernet utilities, searchers, 
 ``oneshot`` command line. Task plug-ins (such as ``oneshot_panoptic``) register through entry points.
 """
 
+from oneshot import search
 from oneshot.errors import (
     ArchitectureError,
     CheckpointError,
@@ -46,4 +47,5 @@ __all__ = [
     "count_flops_params",
     "freeze",
     "recalibrate_bn",
+    "search",
 ]

@@ -65,7 +65,10 @@ class SearchConfig(StrictModel):
     """Architecture search on the trained supernet."""
 
     searcher: str = "path-priority"
-    options: dict[str, Any] = Field(default_factory=dict, description="keyword options of the searcher")
+    options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="keyword options per searcher name, e.g. {path-priority: {cycles: 5}, random: {num_samples: 300}}",
+    )
     random_baselines: int = Field(5, ge=0, description="random architectures evaluated for the report")
 
 

@@ -143,6 +143,7 @@ class Pipeline:
         self.task_cls = task_cls
         self.config = config
         self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.progress = progress
         device = config.device
         if device.startswith("cuda") and not torch.cuda.is_available():
@@ -278,7 +279,10 @@ class Pipeline:
         self.prepare_data()
         space = SearchSpace.from_module(model)
         cfg = self.config.search
-        searcher = build_searcher(cfg.searcher, space, seed=self.config.seed, **cfg.options)
+        try:
+            searcher = build_searcher(cfg.searcher, space, seed=self.config.seed, **cfg.options.get(cfg.searcher, {}))
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"search: {exc}") from None
         store = self.store(space)
         already = len(store)
         evaluated = [len(store) - already]
@@ -342,12 +346,17 @@ class Pipeline:
         _atomic_write_text(cache, json.dumps(metrics))
         return metrics
 
+    def _space(self) -> SearchSpace:
+        if "_space_cache" not in self.__dict__:
+            self.__dict__["_space_cache"] = SearchSpace.from_module(self.task.build_supernet())
+        return self.__dict__["_space_cache"]
+
     def _plots(self, result: Any) -> None:
         from oneshot import viz
 
         if result.score_table is not None:
-            viz.plot_score_heatmap(result, path=self.run_dir / "scores.png")
-        viz.plot_explored({result.searcher: result}, path=self.run_dir / "explored.png")
+            viz.plot_score_heatmap(result, self._space(), path=self.run_dir / "scores.png")
+        viz.plot_explored_models({result.searcher: result}, path=self.run_dir / "explored.png")
 
     # ----------------------------------------------------------------- stage: retrain / export
     def found_architecture(self, space: SearchSpace, arch_path: str | Path | None = None) -> Architecture:

@@ -102,7 +102,7 @@ class ToyTask(Task):
         return {
             "tiny": {"train": {"iterations": 20, "batch_size": 16, "lr": 0.5, "checkpoint_every": 5},
                      "retrain": {"iterations": 30, "batch_size": 16, "lr": 0.1},
-                     "search": {"options": {"cycles": 2}, "random_baselines": 3}},
+                     "search": {"options": {"path-priority": {"cycles": 2}}, "random_baselines": 3}},
         }
 
     def _data(self, split: str) -> TensorDataset:

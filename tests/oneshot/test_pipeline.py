@@ -1,0 +1,147 @@
+"""End-to-end pipeline on the seconds-long toy task: CLI, run directory, kill-and-resume."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ONESHOT = [sys.executable, "-m", "oneshot.cli"]
+
+
+def _run(args, *, env=None, check=True):
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    proc = subprocess.run([*ONESHOT, *args], capture_output=True, text=True, env=full_env, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"oneshot {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def _search(out: Path, *extra, env=None, check=True):
+    return _run(["search", "--task", "toy", "--preset", "tiny", "--out", str(out), "--quiet", *extra], env=env, check=check)
+
+
+def _evaluations(run: Path) -> dict:
+    records = {}
+    for line in (run / "evaluations.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        if "key" in rec:
+            records[rec["key"]] = rec["fitness"]
+    return records
+
+
+def _weights(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=False)["model"]
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref") / "run"
+    proc = _search(out)
+    assert proc.stderr == ""
+    return out
+
+
+def test_run_directory_contents(reference_run):
+    for name in ["config.yaml", "supernet.pt", "evaluations.jsonl", "architecture.json", "report.md",
+                 "report.json", "search_result.json", "training_loss.png", "scores.png", "explored.png", "log.txt"]:
+        assert (reference_run / name).exists(), name
+    report = json.loads((reference_run / "report.json").read_text())
+    history = json.loads((reference_run / "search_result.json").read_text())["history"]
+    assert len(history) == 2 * 6  # 2 cycles of one fair window (lcm(3, 2) = 6)
+    # a path repeated across windows is evaluated once
+    assert report["search_cost"]["evaluations"] == len({h["key"] for h in history})
+    assert len(report["random"]) == 3
+    # the supernet learned: the found architecture beats the untrained supernet by a wide margin
+    assert report["found"]["metrics"]["accuracy"] > report["untrained_supernet"]["accuracy"] + 20
+
+
+@pytest.mark.parametrize("kill_at", ["train:7", "search:6"])
+def test_killed_run_resumes_to_identical_results(reference_run, tmp_path, kill_at):
+    out = tmp_path / "run"
+    killed = _search(out, env={"ONESHOT_KILL_AFTER": kill_at}, check=False)
+    assert killed.returncode == -9, killed.stderr
+    if kill_at.startswith("train"):
+        assert not (out / "supernet.pt").exists() and (out / "checkpoint.pt").exists()
+    else:
+        assert len(_evaluations(out)) == 6 and not (out / "architecture.json").exists()
+    _search(out)
+    assert json.loads((out / "architecture.json").read_text()) == json.loads((reference_run / "architecture.json").read_text())
+    assert _evaluations(out) == _evaluations(reference_run)
+    ref_w, new_w = _weights(reference_run / "supernet.pt"), _weights(out / "supernet.pt")
+    assert all(torch.equal(ref_w[k], new_w[k]) for k in ref_w)
+    log = (out / "log.txt").read_text()
+    assert ("resumed from step 5" in log) if kill_at.startswith("train") else ("6 already stored" in log)
+
+
+def test_rerun_reuses_everything(reference_run):
+    before = (reference_run / "evaluations.jsonl").read_text()
+    proc = _search(reference_run)
+    assert (reference_run / "evaluations.jsonl").read_text() == before
+    assert proc.returncode == 0
+
+
+def test_changed_config_on_existing_run_is_refused(reference_run):
+    proc = _search(reference_run, "--set", "train.iterations=3", check=False)
+    assert proc.returncode == 1
+    assert "was created with a different config (sections ['train'] differ)" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_other_searcher_reuses_the_store(reference_run, tmp_path):
+    proc = _search(reference_run, "--searcher", "random", "--set", "search.options.random.num_samples=14")
+    assert proc.returncode == 0
+    result = json.loads((reference_run / "search_result.json").read_text())
+    assert result["searcher"] == "random"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--set", "train.iterations=abc"], "train.iterations: Input should be a valid integer"),
+        (["--preset", "huge"], "unknown preset 'huge' for task 'toy'; available: tiny"),
+        (["--config", "/nonexistent.yaml"], "cannot read config /nonexistent.yaml"),
+        (["--searcher", "annealing"], "annealing"),
+    ],
+)
+def test_bad_input_is_one_line(tmp_path, args, message):
+    proc = _run(["search", "--task", "toy", "--out", str(tmp_path / "r"), "--quiet", *args], check=False)
+    assert proc.returncode != 0
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_corrupted_supernet_is_detected(reference_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "copy"
+    shutil.copytree(reference_run, run)
+    data = (run / "supernet.pt").read_bytes()
+    (run / "supernet.pt").write_bytes(data[: len(data) // 2])
+    proc = _run(["evaluate-arch", "--task", "toy", "--out", str(run), "--quiet"], check=False)
+    assert proc.returncode == 1
+    assert "supernet.pt is corrupted" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bad_architecture_file(reference_run, tmp_path):
+    bad = tmp_path / "arch.json"
+    bad.write_text(json.dumps({"body": [0, 0, 7], "head": [0]}))
+    proc = _run(["evaluate-arch", "--task", "toy", "--out", str(reference_run), "--arch", str(bad), "--quiet"], check=False)
+    assert proc.returncode == 1
+    assert "layer 'body.2': choice 7 out of range 0..2" in proc.stderr
+
+
+def test_retrain_and_export(reference_run, tmp_path):
+    proc = _run(["retrain", "--task", "toy", "--out", str(reference_run), "--quiet"])
+    metrics = json.loads(proc.stdout)
+    assert metrics["accuracy"] > 60 and metrics["retrain_steps"] == 30
+    target = tmp_path / "m.pt"
+    _run(["export", "--task", "toy", "--out", str(reference_run), "--output", str(target), "--quiet"])
+    saved = torch.load(target, weights_only=False)
+    from oneshot import ChoiceLayer
+
+    assert not any(isinstance(m, ChoiceLayer) for m in saved["model"].modules())
