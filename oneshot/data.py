@@ -119,11 +119,15 @@ class ResumableBatches:
         mine: Sequence[list[int]] = [
             b for i, b in enumerate(batches) if i >= self.position and i % self.world_size == self.rank
         ]
+        # A DataLoader draws its workers' base seed from ``generator``, or from the global RNG
+        # when none is given; that draw would make the global RNG depend on where the stream was
+        # (re)started, so it gets a generator of its own.
         loader = DataLoader(
             SeededDataset(self.dataset, seed=self.seed, epoch=self.epoch),
             batch_sampler=mine,
             collate_fn=self.collate_fn,
             num_workers=self.num_workers,
+            generator=torch.Generator().manual_seed(sample_seed(self.seed, self.epoch, -2)),
         )
         return iter(loader)
 
