@@ -259,7 +259,7 @@ class AutoPanoptic(nn.Module):
         return build_autopanoptic(preset, num_things=num_things, num_stuff=num_stuff, **options)
 
     # ------------------------------------------------------------------ forward
-    def _features(self, tensors: Tensor) -> tuple[OrderedDict[str, Tensor], list[Tensor]]:
+    def forward_features(self, tensors: Tensor) -> tuple[OrderedDict[str, Tensor], list[Tensor]]:
         """Calibrated FPN levels P2-P6 ``{"0".."3", "pool"}: (N, C, H/2^k, W/2^k)`` and calibrated
         semantic levels S2-S5 ``(N, C_sem, H/2^k, W/2^k)`` for a padded batch ``(N, 3, H, W)``."""
         stages = self.backbone(tensors)
@@ -286,7 +286,7 @@ class AutoPanoptic(nn.Module):
                         f"target {i}: semantic map is {tuple(t['semantic'].shape)}, image is {size}"
                     )
         image_list, targets = self.transform(images, targets)
-        features, semantic = self._features(image_list.tensors)
+        features, semantic = self.forward_features(image_list.tensors)
         proposals, rpn_losses = self.rpn(image_list, features, targets)
         detections, roi_losses = self.roi_heads(features, proposals, image_list.image_sizes, targets)
         logits = self.semantic_head.predict(semantic)
