@@ -19,8 +19,8 @@ Each image costs one ``bincount`` over combined (ground-truth slot, predicted sl
 segment ids are first mapped to small slots through a reusable lookup table. Matches are summed in
 panopticapi's order, so the numbers are bit-identical to its single-process run. Ground truth can
 be prepared once per split (:func:`prepare_ground_truth`) and scored against many candidates.
-Predictions given as torch tensors are scored on their device (``torch.bincount``); only the small
-per-image confusion matrix comes back to the CPU.
+Predictions given as torch tensors on an accelerator are counted on their device
+(``torch.bincount``); only the small per-image confusion matrix comes back to the CPU.
 """
 
 from __future__ import annotations
@@ -84,8 +84,9 @@ class _SlotMapper:
             if np.issubdtype(flat_ids.dtype, np.signedinteger) and int(flat_ids.min()) < 0:
                 raise DatasetError(f"{context}negative segment id {int(flat_ids.min())}")
             max_id = int(flat_ids.max())
-        if max_id < _LUT_MAX_ID and k + _FIRST < (1 << 16):
-            return self._gather(flat_ids, sorted_ids, max_id)
+        top = max(max_id, int(sorted_ids[-1]) if k else 0)
+        if top < _LUT_MAX_ID and k + _FIRST < (1 << 16):
+            return self._gather(flat_ids, sorted_ids, top)
         if k == 0:
             return (flat_ids == 0).astype(np.intp)
         pos = np.searchsorted(sorted_ids, flat_ids)
@@ -93,8 +94,7 @@ class _SlotMapper:
         found = sorted_ids[pos] == flat_ids
         return np.where(found, pos + _FIRST, (flat_ids == 0).astype(np.intp))
 
-    def _gather(self, flat_ids: np.ndarray, sorted_ids: np.ndarray, max_id: int) -> np.ndarray:
-        top = max(max_id, int(sorted_ids[-1]) if len(sorted_ids) else 0)
+    def _gather(self, flat_ids: np.ndarray, sorted_ids: np.ndarray, top: int) -> np.ndarray:
         if self._lut.size <= top:
             self._lut = np.zeros(top + 1, dtype=np.uint16)
         lut = self._lut
@@ -114,9 +114,12 @@ def _segments_by_id(
     by_id: dict[int, Mapping[str, Any]] = {}
     for seg in segments:
         try:
-            by_id[int(seg["id"])] = seg
+            seg_id = int(seg["id"])
         except (KeyError, TypeError, ValueError):
             raise DatasetError(f"image {image_id}: a {what} segment has no integer 'id'") from None
+        if seg_id < 0:
+            raise DatasetError(f"image {image_id}: {what} segment id {seg_id} is negative")
+        by_id[seg_id] = seg
     return by_id
 
 
@@ -150,7 +153,7 @@ class PreparedGroundTruth:
         ids: ``(K,)`` listed segment ids, ascending.
         category_ids: ``(K,)`` their dataset category ids.
         iscrowd: ``(K,)`` bool.
-        areas: ``(K,)`` int64, the JSON ``area`` when given, else the pixel count.
+        areas: ``(K,)`` float64, the JSON ``area`` when given, else the pixel count.
         void_slot: the slot holding the pixels of id 0.
         crowd_slot_by_category: category id -> slot of its crowd segment (the last listed one).
     """
@@ -239,8 +242,6 @@ def _prepare(
     seg_map = _as_numpy_map(gt.seg_map)
     by_id = _segments_by_id(gt.segments, image_id, "ground-truth")
     ids = np.array(sorted(by_id), dtype=np.int64)
-    if len(ids) and (ids[0] < 0):
-        raise DatasetError(f"image {image_id}: ground truth lists a negative segment id {ids[0]}")
     flat = seg_map.reshape(-1)
     slots = mapper(flat, ids, max_id, context=f"image {image_id}: ground truth has a ")
     counts = np.bincount(slots, minlength=len(ids) + _FIRST)
@@ -262,10 +263,10 @@ def _prepare(
     iscrowd = np.array([int(by_id[int(i)].get("iscrowd", 0)) == 1 for i in ids], dtype=bool)
     areas = np.array(
         [
-            int(by_id[int(i)]["area"]) if "area" in by_id[int(i)] else int(c)
+            float(by_id[int(i)]["area"]) if "area" in by_id[int(i)] else float(c)
             for i, c in zip(ids, counts[_FIRST:], strict=True)
         ],
-        dtype=np.int64,
+        dtype=np.float64,
     )
     slot_of = {int(i): k + _FIRST for k, i in enumerate(ids)}
     crowd: dict[int, int] = {}

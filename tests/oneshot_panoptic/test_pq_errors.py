@@ -160,6 +160,14 @@ def test_evaluator_rejects_bad_predictions(as_torch: bool, backend: str) -> None
         ),
         (pred([[3, 3, 4], [3, 3, 4]], [good[0], {"id": 4}]), "has no integer 'category_id'"),
         (pred([[3, 3, -4], [3, 3, 4]], good), "image 5: prediction has a negative segment id -4"),
+        (
+            pred([[3, 3, 4], [3, 3, 4]], [*good, {"id": -2, "category_id": 1}]),
+            "predicted segment id -2 is negative",
+        ),
+        (
+            pred([[3, 3, 4], [3, 3, 4]], [*good, {"id": 2**40, "category_id": 1}]),
+            "are in segments_info but not in the PNG",
+        ),
     ]
     for bad, message in cases:
         with pytest.raises(
