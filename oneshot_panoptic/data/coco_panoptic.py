@@ -64,6 +64,7 @@ class CocoPanoptic(torch.utils.data.Dataset):
         if not data.get("categories"):
             raise DatasetError(f"{self.panoptic_json}: no 'categories'")
         self.metadata = PanopticMetadata.from_categories(data["categories"])
+        self._categories = [dict(c) for c in data["categories"]]
         self._thing_label = {cid: i + 1 for i, cid in enumerate(self.metadata.thing_ids)}
         self._stuff_class = {cid: j + 1 for j, cid in enumerate(self.metadata.stuff_ids)}
         images = {}
@@ -95,6 +96,12 @@ class CocoPanoptic(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return len(self._annotations)
+
+    @property
+    def categories(self) -> list[dict[str, Any]]:
+        """The JSON's categories in file order (pass them to ``PanopticQuality`` for averages
+        summed in panopticapi's order; ``metadata.categories`` is sorted by id)."""
+        return [dict(c) for c in self._categories]
 
     @property
     def image_ids(self) -> list[Any]:

@@ -45,6 +45,7 @@ def test_targets_match_the_json() -> None:
     cats = {c["id"]: c for c in data["categories"]}
     meta = dataset.metadata
     assert (meta.num_things, meta.num_stuff) == (80, 53)
+    assert dataset.categories == data["categories"]
     assert len(dataset) == len(data["annotations"]) == 2
     images = {img["id"]: img for img in data["images"]}
     for index, ann in enumerate(data["annotations"]):
