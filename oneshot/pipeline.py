@@ -273,7 +273,7 @@ class Pipeline:
 
     def search(self, model: nn.Module | None = None) -> Any:
         """Run the configured searcher on the supernet through the evaluation store."""
-        from oneshot.search import SearchResult, batch_fitness, build_searcher
+        from oneshot.search import SearchResult, build_searcher
 
         model = model if model is not None else self.train_supernet()
         self.prepare_data()
@@ -285,15 +285,16 @@ class Pipeline:
             raise ConfigError(f"search: {exc}") from None
         store = self.store(space)
         already = len(store)
-        evaluated = [len(store) - already]
+        evaluated = [0]
 
-        def evaluate(archs: Sequence[Architecture]) -> list[dict[str, Any]]:
+        # One architecture per call: each result reaches the store as soon as it exists, so an
+        # interrupted search loses at most the candidate being evaluated.
+        def fitness(arch: Architecture) -> dict[str, Any]:
             fault_point("search", evaluated[0])
-            metrics = self.task.evaluate(model, archs, split="search")
-            evaluated[0] += len(archs)
+            metrics = self.task.evaluate(model, [arch], split="search")[0]
+            evaluated[0] += 1
             return metrics
 
-        fitness = batch_fitness(evaluate)
         log.info("search: %s, at most %d evaluations (%d already stored)", cfg.searcher, searcher.max_evaluations, already)
         start = time.perf_counter()
         result: SearchResult = searcher.run(fitness, store=store, progress=self.progress)

@@ -73,3 +73,7 @@ __all__ += [
     "stuff_area_limit",
 ]
 # --- task (issue 6) ---
+from oneshot_panoptic.config import PanopticConfig  # noqa: E402
+from oneshot_panoptic.task import PanopticTask  # noqa: E402
+
+__all__ += ["PanopticConfig", "PanopticTask"]

@@ -1,0 +1,111 @@
+"""The panoptic task end to end on a micro configuration: CLI, reports, kill-and-resume, bad input."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from oneshot import ConfigError
+from oneshot.config import load_config
+from oneshot_panoptic.config import PRESETS, PanopticConfig
+
+MICRO = [
+    "data.synthetic.num_images=40",
+    "data.synthetic.size=64",
+    "data.short_sizes=[64]",
+    "data.test_size=64",
+    "data.max_size=64",
+    "train.iterations=4",
+    "train.checkpoint_every=2",
+    "train.batch_size=1",
+    "eval.max_images=4",
+    "eval.bn_batches=1",
+    "eval.bn_batch_size=2",
+    "search.options.path-priority.cycles=1",
+    "search.random_baselines=2",
+]
+
+
+def _run(args, *, cache, env=None, check=True):
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", "ONESHOT_CACHE_DIR": str(cache), **(env or {})}
+    proc = subprocess.run([sys.executable, "-m", "oneshot.cli", *args], capture_output=True, text=True, env=full_env, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"oneshot {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def _search(out, cache, *extra, env=None, check=True):
+    sets = [a for s in MICRO for a in ("--set", s)]
+    return _run(["search", "--task", "panoptic", "--preset", "tiny", "--out", str(out), "--quiet", *sets, *extra], cache=cache, env=env, check=check)
+
+
+def _evaluations(run: Path) -> dict:
+    out = {}
+    for line in (run / "evaluations.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        if "key" in rec:
+            out[rec["key"]] = (rec["fitness"], rec.get("metrics"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, cache):
+    out = tmp_path_factory.mktemp("ref") / "run"
+    _search(out, cache)
+    return out
+
+
+def test_report_and_architecture(reference):
+    report = json.loads((reference / "report.json").read_text())
+    arch = json.loads((reference / "architecture.json").read_text())
+    assert [len(arch[c]) for c in ("backbone", "head", "inter")] == [8, 7, 9]
+    for key in ("pq", "sq", "rq", "pq_th", "pq_st"):
+        assert key in report["found"]["metrics"]
+    assert report["search_cost"]["evaluations"] == 12
+    for name in ("scores.png", "explored.png", "training_loss.png", "report.md"):
+        assert (reference / name).exists()
+
+
+@pytest.mark.parametrize("kill_at", ["train:3", "search:6"])
+def test_kill_and_resume_equals_uninterrupted(reference, tmp_path, cache, kill_at):
+    out = tmp_path / "run"
+    killed = _search(out, cache, env={"ONESHOT_KILL_AFTER": kill_at}, check=False)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    _search(out, cache)
+    assert json.loads((out / "architecture.json").read_text()) == json.loads((reference / "architecture.json").read_text())
+    assert _evaluations(out) == _evaluations(reference)
+    ref = torch.load(reference / "supernet.pt", weights_only=False)["model"]
+    new = torch.load(out / "supernet.pt", weights_only=False)["model"]
+    assert all(torch.equal(ref[k], new[k]) for k in ref)
+
+
+def test_presets_validate():
+    for name, preset in PRESETS.items():
+        cfg = load_config(PanopticConfig, preset=preset)
+        assert cfg.search.searcher == "path-priority", name
+
+
+def test_partial_dataset_paths_rejected():
+    with pytest.raises(ConfigError, match="give paths for all of"):
+        load_config(PanopticConfig, overrides=["data.train={image_dir: a, panoptic_json: b, panoptic_dir: c}"])
+
+
+def test_missing_dataset_is_one_line(tmp_path, cache):
+    split = "{image_dir: /nonexistent/img, panoptic_json: /nonexistent/p.json, panoptic_dir: /nonexistent/png}"
+    proc = _run(
+        ["train-supernet", "--task", "panoptic", "--out", str(tmp_path / "r"), "--quiet",
+         "--set", f"data.train={split}", "--set", f"data.nas_val={split}", "--set", f"data.val={split}"],
+        cache=cache, check=False,
+    )
+    assert proc.returncode == 1
+    assert "not found" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
