@@ -169,6 +169,24 @@ def test_fair_window_trains_every_choice_and_only_active_candidates_get_gradient
     model.zero_grad(set_to_none=True)
 
 
+def test_training_on_an_image_without_things(model: AutoPanoptic) -> None:
+    images = [torch.rand(3, 64, 64)]
+    targets = [
+        {
+            "boxes": torch.zeros(0, 4),
+            "labels": torch.zeros(0, dtype=torch.int64),
+            "masks": torch.zeros(0, 64, 64, dtype=torch.uint8),
+            "semantic": torch.randint(1, NUM_STUFF + 1, (64, 64)),
+        }
+    ]
+    model.train()
+    with activate(model, SearchSpace.from_module(model).sample(1)):
+        losses = model(images, targets)
+    assert losses["loss_mask"].item() == 0 and losses["loss_semantic"].item() > 0
+    sum(losses.values()).backward()
+    model.zero_grad(set_to_none=True)
+
+
 def test_training_needs_consistent_targets(model: AutoPanoptic) -> None:
     images, targets = synthetic_batch([(64, 64)])
     arch = SearchSpace.from_module(model).sample(0)
