@@ -7,6 +7,10 @@ plots) -> optionally retrain the frozen found architecture from scratch (``retra
 
 Everything a stage produces is written atomically, so a run killed at any moment resumes from
 what it left behind when the same command is run again.
+
+Under ``torchrun`` every process runs the same stages: supernet training is data-parallel,
+search and report evaluations are split by candidates, and rank 0 writes the run files
+(see ``docs/distributed.md``).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,17 @@ import yaml
 from torch import nn
 
 from oneshot.config import RunConfig, config_to_yaml, deep_merge, load_config, validate_config
+from oneshot.distributed import (
+    DistributedBatchFitness,
+    broadcast_object,
+    get_rank,
+    get_world_size,
+    init_distributed,
+    is_main,
+    local_device,
+    open_shared_store,
+    raise_if_any_failed,
+)
 from oneshot.errors import CheckpointError, ConfigError
 from oneshot.sampling import build_sampler
 from oneshot.space import Architecture, SearchSpace
@@ -64,6 +79,21 @@ def fault_point(stage: str, count: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _on_main(action: Callable[[], Any], what: str) -> None:
+    """Run ``action`` (a file write) on rank 0 only. In a job this is collective: every process
+    waits for it and raises if it failed."""
+    if get_world_size() == 1:
+        action()
+        return
+    error = None
+    if is_main():
+        try:
+            action()
+        except Exception as exc:  # reported to every process
+            error = exc
+    raise_if_any_failed(error, what)
+
+
 def _identity(config_data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config_data.items() if k not in _MUTABLE_SECTIONS}
 
@@ -89,7 +119,10 @@ def open_run(
     A new run directory gets ``config.yaml`` (the full resolved config). An existing one keeps
     its config: options given again must agree with it on everything that defines the supernet
     and the evaluations (all but ``device``, ``search`` and ``retrain``), which may change.
+
+    Launched by ``torchrun``, this joins the process group first (gloo on CPU, NCCL for CUDA).
     """
+    init_distributed()
     task_cls = get_task(task_name)
     presets = task_cls.presets()
     preset_name = preset
@@ -132,7 +165,7 @@ def open_run(
         config.device = device
     run_path.mkdir(parents=True, exist_ok=True)
     data = {"_task": task_name, **config.model_dump(mode="json")}
-    _atomic_write_text(saved_path, yaml.safe_dump(data, sort_keys=False))
+    _on_main(lambda: _atomic_write_text(saved_path, yaml.safe_dump(data, sort_keys=False)), f"writing {saved_path}")
     return Pipeline(task_cls, config, run_path, progress=progress)
 
 
@@ -144,12 +177,12 @@ class Pipeline:
         self.config = config
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.progress = progress
+        self.progress = progress and is_main()
         device = config.device
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise ConfigError(f"device {device!r} requested but CUDA is not available on this machine")
-        self.device = torch.device(device)
-        self.task = task_cls(config, run_dir=self.run_dir, device=self.device, progress=progress)
+        self.device = local_device(device)  # "cuda" is cuda:LOCAL_RANK under torchrun
+        self.task = task_cls(config, run_dir=self.run_dir, device=self.device, progress=self.progress)
         self._data_ready = False
         self._attach_log_file()
 
@@ -157,6 +190,9 @@ class Pipeline:
         return self.run_dir / RUN_FILES[key]
 
     def _attach_log_file(self) -> None:
+        if not is_main():  # one log file, written by rank 0; the others report warnings only
+            log.setLevel(logging.WARNING)
+            return
         target = str(self.path("log").resolve())
         for h in log.handlers:
             if isinstance(h, logging.FileHandler) and h.baseFilename == target:
@@ -169,7 +205,10 @@ class Pipeline:
     def prepare_data(self) -> None:
         if not self._data_ready:
             t0 = time.perf_counter()
-            self.task.prepare_data()
+            # rank 0 first (it may download or generate into a shared folder), then the others
+            _on_main(self.task.prepare_data, "preparing the data")
+            if not is_main():
+                self.task.prepare_data()
             self._data_ready = True
             log.info("data ready (%.1f s)", time.perf_counter() - t0)
 
@@ -196,7 +235,7 @@ class Pipeline:
 
     def train_supernet(self) -> nn.Module:
         """Train the supernet (resuming from ``checkpoint.pt``), or load ``supernet.pt`` if done."""
-        if self.path("supernet").exists():
+        if broadcast_object(self.path("supernet").exists()):
             log.info("reusing trained supernet %s", self.path("supernet"))
             return self.load_supernet()
         self.prepare_data()
@@ -208,7 +247,7 @@ class Pipeline:
         trainer = SupernetTrainer(
             model,
             sampler=build_sampler(cfg.sampler, space, seed=self.config.seed),
-            batches=self.task.train_batches(seed=self.config.seed),
+            batches=self.task.train_batches(seed=self.config.seed, shard=(get_rank(), get_world_size())),
             loss_fn=self.task.loss,
             optimizer=optimizer,
             scheduler=scheduler,
@@ -220,17 +259,16 @@ class Pipeline:
             move_batch=self.task.move_batch,
             progress=self.progress,
             after_step=lambda step: fault_point("train", step),
+            sync_batchnorm=bool(getattr(cfg, "sync_batchnorm", False)),
         )
         log.info("training supernet: %d steps of %d paths x %d images", cfg.iterations, trainer.sampler.window_size, cfg.batch_size)
         result = trainer.fit(cfg.iterations)
         if result.resumed_from is not None:
             log.info("resumed from step %d", result.resumed_from)
-        save_checkpoint(
-            self.path("supernet"),
-            {"model": model.state_dict(), "space": space.signature(), "losses": result.losses, "steps": result.steps},
-        )
+        payload = {"model": model.state_dict(), "space": space.signature(), "losses": result.losses, "steps": result.steps}
+        _on_main(lambda: save_checkpoint(self.path("supernet"), payload), "writing the supernet")
         log.info("supernet trained: %d steps, final loss %.4f", result.steps, result.losses[-1] if result.losses else float("nan"))
-        self._plot_training_loss(result.losses)
+        _on_main(lambda: self._plot_training_loss(result.losses), "plotting the training loss")
         model.eval()
         return model
 
@@ -252,6 +290,8 @@ class Pipeline:
         from oneshot.search import HistoryEntry
 
         space = SearchSpace.from_module(model)
+        if get_world_size() > 1:
+            return self._evaluate_archs_distributed(model, space, archs, split=split)
         store = self.store(space) if split == "search" else None
         out: dict[Architecture, dict[str, Any]] = {}
         todo = []
@@ -271,6 +311,42 @@ class Pipeline:
                     store.add(HistoryEntry(arch, float(metrics["fitness"]), per, {k: v for k, v in metrics.items() if k != "fitness"}))
         return [out[a] for a in archs]
 
+    def _evaluate_archs_distributed(
+        self, model: nn.Module, space: SearchSpace, archs: Sequence[Architecture], *, split: str
+    ) -> list[dict[str, Any]]:
+        """:meth:`evaluate_archs` in a job: the candidates not yet stored are split across ranks."""
+        file, view = open_shared_store(self.path("store"), space=space) if split == "search" else (None, None)
+        out: dict[Architecture, dict[str, Any]] = {}
+        for arch in archs:
+            entry = view.get(arch) if view is not None else None
+            if entry is not None:
+                out[arch] = {"fitness": entry.fitness, **entry.metrics}
+        todo = [a for a in dict.fromkeys(archs) if a not in out]
+        results = DistributedBatchFitness(self._stored_fitness(model, split, file))(todo)
+        for arch, metrics in zip(todo, results, strict=True):
+            out[arch] = dict(metrics)  # type: ignore[arg-type]
+        return [out[a] for a in archs]
+
+    def _stored_fitness(
+        self, model: nn.Module, split: str, file: Any, count: list[int] | None = None
+    ) -> Callable[[Architecture], dict[str, Any]]:
+        """Evaluate one architecture on this process and append it to ``file`` (if any) at once."""
+        from oneshot.search import Evaluation, HistoryEntry
+
+        def fitness(arch: Architecture) -> dict[str, Any]:
+            if count is not None:
+                fault_point("search", count[0])
+            start = time.perf_counter()
+            metrics = self.task.evaluate(model, [arch], split=split)[0]
+            if count is not None:
+                count[0] += 1
+            if file is not None:
+                ev = Evaluation.from_value(metrics, arch=arch)
+                file.add(HistoryEntry(arch, ev.fitness, time.perf_counter() - start, ev.metrics))
+            return metrics
+
+        return fitness
+
     def search(self, model: nn.Module | None = None) -> Any:
         """Run the configured searcher on the supernet through the evaluation store."""
         from oneshot.search import SearchResult, build_searcher
@@ -283,8 +359,8 @@ class Pipeline:
             searcher = build_searcher(cfg.searcher, space, seed=self.config.seed, **cfg.options.get(cfg.searcher, {}))
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"search: {exc}") from None
-        store = self.store(space)
-        already = len(store)
+        store: Any = self.store(space) if get_world_size() == 1 else None
+        already = len(store) if store is not None else 0
         evaluated = [0]
 
         # One architecture per call: each result reaches the store as soon as it exists, so an
@@ -295,12 +371,24 @@ class Pipeline:
             evaluated[0] += 1
             return metrics
 
+        if store is None:
+            # A job: every rank runs the same searcher; each batch (a fair window, a generation)
+            # is split across ranks, each appends its own results to the store file at once, and
+            # the searchers see the gathered results through identical in-memory views.
+            file, store = open_shared_store(self.path("store"), space=space)
+            already = len(store)
+            fitness = DistributedBatchFitness(self._stored_fitness(model, "search", file, evaluated))  # type: ignore[assignment]
+
         log.info("search: %s, at most %d evaluations (%d already stored)", cfg.searcher, searcher.max_evaluations, already)
         start = time.perf_counter()
         result: SearchResult = searcher.run(fitness, store=store, progress=self.progress)
         result.extras["search_seconds_this_run"] = time.perf_counter() - start
-        _atomic_write_text(self.path("search_result"), json.dumps(result.to_json(), indent=1))
-        result.best.save(self.path("architecture"))
+
+        def write() -> None:
+            _atomic_write_text(self.path("search_result"), json.dumps(result.to_json(), indent=1))
+            result.best.save(self.path("architecture"))
+
+        _on_main(write, "writing the search result")
         log.info("search done: %d architectures evaluated; best %s", result.num_evaluated, result.best.key)
         return result
 
@@ -331,20 +419,28 @@ class Pipeline:
         untrained = self._untrained_fitness(result.best)
         if untrained is not None:
             report["untrained_supernet"] = untrained
-        _atomic_write_text(self.path("report_json"), json.dumps(report, indent=1))
-        _atomic_write_text(self.path("report_md"), _report_markdown(report))
-        self._plots(result)
+
+        def write() -> None:
+            _atomic_write_text(self.path("report_json"), json.dumps(report, indent=1))
+            _atomic_write_text(self.path("report_md"), _report_markdown(report))
+            self._plots(result)
+
+        _on_main(write, "writing the report")
         return report
 
     def _untrained_fitness(self, arch: Architecture) -> dict[str, Any] | None:
         """Metrics of the found architecture on a freshly initialised supernet (cached in report)."""
         cache = self.run_dir / "untrained.json"
-        if cache.exists():
-            return json.loads(cache.read_text())
+        cached = broadcast_object(json.loads(cache.read_text()) if is_main() and cache.exists() else None)
+        if cached is not None:
+            return cached  # type: ignore[no-any-return]
         torch.manual_seed(self.config.seed)
         model = self.task.build_supernet()
-        metrics = self.task.evaluate(model, [arch], split="search")[0]
-        _atomic_write_text(cache, json.dumps(metrics))
+        if get_world_size() == 1:
+            metrics = self.task.evaluate(model, [arch], split="search")[0]
+        else:
+            metrics = DistributedBatchFitness(self._stored_fitness(model, "search", None))([arch])[0]  # type: ignore[assignment]
+        _on_main(lambda: _atomic_write_text(cache, json.dumps(metrics)), f"writing {cache}")
         return metrics
 
     def _space(self) -> SearchSpace:
@@ -373,8 +469,9 @@ class Pipeline:
         out_dir = self.run_dir / "retrain" / arch.key[:64]
         out_dir.mkdir(parents=True, exist_ok=True)
         done = out_dir / "metrics.json"
-        if done.exists():
-            return json.loads(done.read_text())
+        finished = broadcast_object(json.loads(done.read_text()) if is_main() and done.exists() else None)
+        if finished is not None:
+            return finished  # type: ignore[no-any-return]
         torch.manual_seed(self.config.seed)
         model = freeze(self.task.build_supernet(), arch)
         groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": cfg.lr}]
@@ -382,7 +479,7 @@ class Pipeline:
         trainer = SupernetTrainer(
             model,
             sampler=None,
-            batches=self.task.train_batches(seed=self.config.seed + 1),
+            batches=self.task.train_batches(seed=self.config.seed + 1, shard=(get_rank(), get_world_size())),
             loss_fn=self.task.loss,
             optimizer=optimizer,
             scheduler=scheduler,
@@ -396,17 +493,22 @@ class Pipeline:
         )
         result = trainer.fit(cfg.iterations, desc="retrain")
         model.eval()
-        metrics = self.task.evaluate_standalone(model, split="val")
-        metrics = {**metrics, "retrain_steps": result.steps}
-        torch.save(model.state_dict(), out_dir / "model_state.pt")
-        _atomic_write_text(done, json.dumps(metrics, indent=1))
-        return metrics
+        # every rank holds the same weights: rank 0 evaluates and writes, the others receive it
+        metrics = self.task.evaluate_standalone(model, split="val") if is_main() else None
+        metrics = broadcast_object({**metrics, "retrain_steps": result.steps} if metrics is not None else None)
+
+        def write() -> None:
+            torch.save(model.state_dict(), out_dir / "model_state.pt")
+            _atomic_write_text(done, json.dumps(metrics, indent=1))
+
+        _on_main(write, "writing the retrained model")
+        return metrics  # type: ignore[return-value]
 
     def export(self, model: nn.Module, arch: Architecture, output: Path, *, example_input: Any | None = None) -> dict[str, Any]:
         """Freeze ``arch`` with the supernet's weights and save the standalone module."""
         frozen = freeze(model, arch).eval()
         output.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"architecture": arch.to_json(), "model": frozen}, output)
+        _on_main(lambda: torch.save({"architecture": arch.to_json(), "model": frozen}, output), f"writing {output}")
         info: dict[str, Any] = {"path": str(output), "params": sum(p.numel() for p in frozen.parameters())}
         if example_input is not None:
             info["flops"] = count_flops_params(model, arch, example_input).flops

@@ -8,6 +8,11 @@ larger updates; :func:`component_param_groups` compensates with per-parameter le
 multipliers (``k / m`` for a candidate of a ``k``-choice layer in an ``m``-path window, ``1 / m``
 for shared parameters), which reproduces the reference code's backbone lr/3, head lr/2,
 inter lr/4, shared lr/12 on the paper's space.
+
+Under ``torchrun`` (a process group is initialised) every process draws the same windows from
+the same seeded sampler, reads its own shard of the data, accumulates its window locally, and the
+gradients are averaged across processes once per window
+(:func:`oneshot.distributed.all_reduce_gradients`); rank 0 writes the checkpoints.
 """
 
 from __future__ import annotations
@@ -26,7 +31,21 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
+from oneshot.distributed import (
+    all_gather_object,
+    all_reduce_gradients,
+    broadcast_module,
+    broadcast_object,
+    check_consistent,
+    get_rank,
+    get_world_size,
+    is_initialized,
+    is_main,
+    raise_if_any_failed,
+    sync_batchnorm,
+)
 from oneshot.errors import CheckpointError
 from oneshot.sampling import Sampler
 from oneshot.space import Architecture, ChoiceLayer, SearchSpace
@@ -196,8 +215,16 @@ class SupernetTrainer:
         device: where batches are moved by ``move_batch`` (the model must already be there).
         move_batch: ``move_batch(batch, device)``; default moves tensors in nested lists/dicts.
         progress: show a tqdm bar with loss and ETA.
-        on_step: ``(step, loss, arch)`` after every path's backward pass.
+        on_step: ``(step, loss, arch)`` after every path's backward pass (this process's loss).
         after_step: ``(step)`` after every optimizer step (and its checkpoint, if any).
+        distributed: average gradients across the processes of the ``torch.distributed`` job once
+            per window; ``None`` (default) = whenever a process group is initialised. Every
+            process must build the same model, sampler (same seed) and optimizer; ``batches``
+            must be this process's shard (``shard=(rank, world_size)``). Parameters and buffers
+            are broadcast from rank 0 on construction; BatchNorm running statistics are averaged
+            once per window; only rank 0 writes checkpoints, which hold every rank's RNG state.
+        sync_batchnorm: with ``distributed``, BatchNorm layers normalise with the statistics of
+            the whole global batch (:class:`torch.nn.SyncBatchNorm`, GPUs only) while training.
     """
 
     def __init__(
@@ -219,6 +246,8 @@ class SupernetTrainer:
         on_step: Callable[[int, float, Architecture], None] | None = None,
         after_step: Callable[[int], None] | None = None,
         checkpoint_name: str = "checkpoint.pt",
+        distributed: bool | None = None,
+        sync_batchnorm: bool = False,
     ) -> None:
         self.model = model
         self.sampler = sampler
@@ -240,6 +269,38 @@ class SupernetTrainer:
         self.space = SearchSpace.from_module(model) if sampler is not None else None
         self.step = 0
         self.losses: list[float] = []
+        self._init_distributed(distributed, sync_batchnorm)
+
+    def _init_distributed(self, distributed: bool | None, sync_bn: bool) -> None:
+        if distributed and not is_initialized():
+            raise ValueError(
+                "distributed=True needs an initialised process group (oneshot.distributed.init_distributed())"
+            )
+        self.distributed = is_initialized() if distributed is None else bool(distributed)
+        self.rank = get_rank() if self.distributed else 0
+        self.world_size = get_world_size() if self.distributed else 1
+        self.sync_batchnorm = bool(sync_bn) and self.distributed and self.world_size > 1
+        if self.sync_batchnorm and self.device.type == "cpu":
+            raise ValueError("sync_batchnorm needs GPUs (PyTorch's SyncBatchNorm does not run on CPU)")
+        if not self.distributed:
+            self._bn_stats: list[torch.Tensor] = []
+            return
+        shard = (getattr(self.batches, "rank", None), getattr(self.batches, "world_size", None))
+        if shard[1] is not None and shard != (self.rank, self.world_size):
+            raise ValueError(
+                f"training batches are shard {shard[0]} of {shard[1]}, but this is rank {self.rank} of "
+                f"{self.world_size}; build them with shard=(rank, world_size)"
+            )
+        # Running statistics differ between processes (each normalises its own shard); they are
+        # averaged once per window. With SyncBatchNorm they are equal everywhere already.
+        self._bn_stats = [] if self.sync_batchnorm or self.world_size == 1 else [
+            t
+            for m in self.model.modules()
+            if isinstance(m, _BatchNorm) and m.track_running_stats
+            for t in (m.running_mean, m.running_var)
+            if t is not None
+        ]
+        broadcast_module(self.model)  # every process starts from rank 0's weights
 
     # ----------------------------------------------------------------- checkpoints
     @property
@@ -259,6 +320,9 @@ class SupernetTrainer:
             "batches": self.batches.state_dict() if hasattr(self.batches, "state_dict") else None,
             "rng": _rng_state(),
         }
+        if self.distributed:  # collective: every process's RNG streams, so each resumes its own
+            per_rank = all_gather_object(state["rng"])
+            state.update(rng=per_rank[0], rng_per_rank=per_rank, world_size=self.world_size)
         return state
 
     def load_state_dict(self, state: Mapping[str, Any], *, source: str = "checkpoint") -> None:
@@ -278,21 +342,67 @@ class SupernetTrainer:
             self.sampler.load_state_dict(state["sampler"])
         if state.get("batches") is not None and hasattr(self.batches, "load_state_dict"):
             self.batches.load_state_dict(state["batches"])
-        _set_rng_state(state["rng"])
+        _set_rng_state(self._own_rng_state(state, source))
         self.step = int(state["step"])
         self.losses = list(state["losses"])
 
+    def _own_rng_state(self, state: Mapping[str, Any], source: str) -> Mapping[str, Any]:
+        """This process's RNG state from a checkpoint (rank 0's for a one-process checkpoint)."""
+        per_rank = state.get("rng_per_rank")
+        if not self.distributed or not per_rank:
+            return state["rng"]
+        if len(per_rank) != self.world_size:
+            log.warning(
+                "%s was written by %d processes and is resumed by %d: training continues, "
+                "but not bit-identically to an uninterrupted run",
+                source, len(per_rank), self.world_size,
+            )
+        return per_rank[self.rank % len(per_rank)]
+
     def save(self) -> None:
-        if self.checkpoint_path is not None:
-            save_checkpoint(self.checkpoint_path, self.state_dict())
+        """Write the checkpoint (collective under ``distributed``: rank 0 writes, the others wait)."""
+        if self.checkpoint_path is None:
+            return
+        state = self.state_dict()
+        if not self.distributed:
+            save_checkpoint(self.checkpoint_path, state)
+            return
+        error = None
+        if is_main():
+            try:
+                save_checkpoint(self.checkpoint_path, state)
+            except Exception as exc:  # every process must learn of it, not wait forever
+                error = exc
+        raise_if_any_failed(error, "writing the checkpoint")
 
     def try_resume(self) -> bool:
-        """Load ``run_dir/checkpoint.pt`` when it exists. Returns whether it resumed."""
+        """Load ``run_dir/checkpoint.pt`` when it exists. Returns whether it resumed.
+
+        Under ``distributed`` rank 0 decides whether a checkpoint exists and every process loads
+        the same file (the run directory must be on a shared file system).
+        """
         path = self.checkpoint_path
-        if path is None or not path.exists():
+        if path is None:
             return False
-        self.load_state_dict(load_checkpoint(path, map_location=self.device), source=str(path))
+        exists = broadcast_object(path.exists()) if self.distributed else path.exists()
+        if not exists:
+            return False
+        if not self.distributed:
+            self.load_state_dict(load_checkpoint(path, map_location=self.device), source=str(path))
+            return True
+        error = None
+        try:
+            self.load_state_dict(load_checkpoint(path, map_location=self.device), source=str(path))
+        except Exception as exc:
+            error = exc
+        raise_if_any_failed(error, f"resuming from {path}")
         return True
+
+    def _fingerprint(self) -> str:
+        """What must agree across processes before training: step, sampler and data position."""
+        sampler = self.sampler.state_dict() if self.sampler is not None else None
+        batches = self.batches.state_dict() if hasattr(self.batches, "state_dict") else None
+        return repr((self.step, sampler, batches, self.space.signature() if self.space is not None else None))
 
     # ----------------------------------------------------------------- training
     def train_step(self) -> float:
@@ -301,31 +411,68 @@ class SupernetTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         window: list[Architecture | None] = list(self.sampler.next_window()) if self.sampler is not None else [None]
         total = 0.0
-        for arch in window:
-            batch = self.move_batch(next(self.batches), self.device)
-            with activate(self.model, arch) if arch is not None else contextlib.nullcontext():
-                autocast = (
-                    torch.autocast(device_type="cuda", dtype=torch.float16)
-                    if self.amp
-                    else contextlib.nullcontext()
-                )
-                with autocast:
-                    out = self.loss_fn(self.model, batch)
-                loss = out if isinstance(out, torch.Tensor) else sum(out.values())
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"loss is {loss.item()} at step {self.step}"
+        failure: str | None = None
+        bn_start = [t.clone() for t in self._bn_stats]
+        with sync_batchnorm(self.model) if self.sync_batchnorm else contextlib.nullcontext():
+            for arch in window:
+                loss = self._path_backward(arch)
+                if not math.isfinite(loss):
+                    failure = failure or (
+                        f"loss is {loss} at step {self.step}"
                         + (f" for architecture {arch.key}" if arch is not None else "")
-                        + "; "
-                        "lower the learning rate or enable gradient clipping"
+                        + (f" on rank {self.rank}" if self.distributed else "")
+                        + "; lower the learning rate or enable gradient clipping"
                     )
-                if self.scaler is not None:
-                    self.scaler.scale(loss).backward()
-                else:
-                    loss.backward()
-            total += float(loss.detach())
-            if self.on_step is not None and arch is not None:
-                self.on_step(self.step, float(loss.detach()), arch)
+                    if not self.distributed:
+                        raise FloatingPointError(failure)
+                total += loss
+        if self.distributed:
+            # one collective: gradients, running-statistics deltas, the window's loss
+            for t, start in zip(self._bn_stats, bn_start, strict=True):
+                t.sub_(start)
+            (total,) = all_reduce_gradients(self.model.parameters(), buffers=self._bn_stats, scalars=[total])
+            for t, start in zip(self._bn_stats, bn_start, strict=True):
+                t.add_(start)
+            total /= self.world_size
+            if failure is not None:
+                raise FloatingPointError(failure)
+            if not math.isfinite(total):
+                raise FloatingPointError(
+                    f"loss is not finite at step {self.step} on another process; "
+                    "lower the learning rate or enable gradient clipping"
+                )
+        self._optimizer_step()
+        mean = total / len(window)
+        self.losses.append(mean)
+        return mean
+
+    def _path_backward(self, arch: Architecture | None) -> float:
+        """Forward and backward of one path on the next batch; returns its loss.
+
+        A non-finite loss is returned without a backward pass (the caller raises).
+        """
+        batch = self.move_batch(next(self.batches), self.device)
+        with activate(self.model, arch) if arch is not None else contextlib.nullcontext():
+            autocast = (
+                torch.autocast(device_type="cuda", dtype=torch.float16)
+                if self.amp
+                else contextlib.nullcontext()
+            )
+            with autocast:
+                out = self.loss_fn(self.model, batch)
+            loss = out if isinstance(out, torch.Tensor) else sum(out.values())
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                return value
+            if self.scaler is not None:
+                self.scaler.scale(loss).backward()
+            else:
+                loss.backward()
+        if self.on_step is not None and arch is not None:
+            self.on_step(self.step, value, arch)
+        return value
+
+    def _optimizer_step(self) -> None:
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
         if self.grad_clip is not None:
@@ -338,9 +485,6 @@ class SupernetTrainer:
         if self.scheduler is not None:
             self.scheduler.step()
         self.step += 1
-        mean = total / len(window)
-        self.losses.append(mean)
-        return mean
 
     def fit(self, num_steps: int, *, resume: bool = True, desc: str = "train supernet") -> TrainResult:
         """Train until ``num_steps`` optimizer steps have been taken in total (resuming first).
@@ -353,9 +497,11 @@ class SupernetTrainer:
         if resume and self.try_resume():
             resumed_from = self.step
             log.info("resumed supernet training at step %d", self.step)
+        if self.distributed:
+            check_consistent(self._fingerprint(), "the training state (step, sampler, data position)")
         start = time.perf_counter()
         bar = None
-        if self.progress:
+        if self.progress and (not self.distributed or self.rank == 0):
             from tqdm.auto import tqdm
 
             bar = tqdm(total=num_steps, initial=self.step, desc=desc, unit="step", dynamic_ncols=True)
