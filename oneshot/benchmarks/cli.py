@@ -1,14 +1,17 @@
 """``oneshot benchmark``: a click group of benchmark commands (plug-in command of the oneshot CLI).
 
 ``oneshot benchmark search-policies --table PATH`` compares the registered searchers on
-NAS-Bench-Macro. Other modes of that comparison (e.g. a panoptic supernet) register with
-:func:`oneshot.benchmarks.search_policies.register_mode` and are chosen with ``--task``.
+NAS-Bench-Macro. Other modes of that comparison register with
+:func:`oneshot.benchmarks.search_policies.register_mode` and are chosen with ``--task``; any other
+``--task`` naming a registered task (``panoptic``, ``toy``) runs the comparison on that task's
+trained supernet with retraining (:mod:`oneshot.benchmarks.task_benchmark`).
 """
 
 from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -23,41 +26,111 @@ def benchmark() -> None:
 
 
 @benchmark.command(name="search-policies")
-@click.option("--task", "mode", default="nas-bench-macro", show_default=True, help="Benchmark mode (registered by name).")
+@click.option("--task", "mode", default="nas-bench-macro", show_default=True,
+              help="Benchmark mode (registered by name) or a registered task (e.g. panoptic, toy).")
 @click.option("--table", type=click.Path(path_type=Path), help="NAS-Bench-Macro JSON file (or its folder).")
-@click.option("--seeds", type=click.IntRange(min=1), default=20, show_default=True, help="Seeds 0..N-1 per configuration.")
+@click.option("--seeds", type=click.IntRange(min=1), default=None,
+              help="Seeds 0..N-1 per configuration [default: 20 for nas-bench-macro, 1 for a task].")
 @click.option("--sigma", "sigmas", type=click.FloatRange(min=0), multiple=True, help="Noise levels (default: 0 and 1).")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/benchmarks/search-policies"), show_default=True,
-              help="Folder for runs.json, summary.json, the markdown section and the plots.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Folder for results and plots [default: runs/benchmarks/search-policies, or "
+                   "runs/benchmarks/search-policies-TASK-PRESET for a task].")
 @click.option("--docs", type=click.Path(path_type=Path), default=None,
               help="Also write the section into this markdown file (e.g. docs/benchmarks.md), plots into img/ beside it.")
+@click.option("--preset", default=None, help="Task mode: preset of the task (default: the task's first).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Task mode: YAML config file of the run.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Task mode: override a config field of the run.")
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Task mode: pipeline run directory holding the supernet and the shared store [default: OUT/run].")
+@click.option("--device", default=None, help="Task mode: cpu, cuda or cuda:N (default: the config's).")
+@click.option("--budget-scale", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Task mode: multiply the paper's budgets (path-priority 5 cycles, evolution 1000, random 300) [default: 1].")
+@click.option("--policy", "policies", multiple=True, metavar="SEARCHER",
+              help="Task mode: run only these searchers (repeatable) [default: path-priority, evolution, random, path-priority-verify].")
+@click.option("--policy-set", "policy_sets", multiple=True, metavar="SEARCHER.OPTION=VALUE",
+              help="Task mode: explicit searcher options instead of its scaled budget, e.g. evolution.population=10.")
+@click.option("--random-archs", type=click.IntRange(min=0), default=None, help="Task mode: random architectures retrained [default: 6].")
+@click.option("--top-k", type=click.IntRange(min=1), default=None, help="Task mode: path-priority top-k architectures retrained [default: 3].")
+@click.option("--retrain-seeds", type=click.IntRange(min=0), default=None,
+              help="Task mode: retrain the architectures found with seeds 0..N-1 [default: 1].")
+@click.option("--bn-batches", default=None, metavar="K,K,...",
+              help="Task mode: BN recalibration batch counts of the study [default: 0,10,50,200]; empty to skip.")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
-def search_policies(mode: str, table: Path | None, seeds: int, sigmas: tuple[float, ...], out: Path,
-                    docs: Path | None, quiet: bool) -> None:
-    """Compare path-priority, evolution, random and path-priority-verify at the paper's and equal budgets."""
-    from oneshot.benchmarks.search_policies import get_mode, markdown_table
+def search_policies(mode: str, table: Path | None, seeds: int | None, sigmas: tuple[float, ...], out: Path | None,
+                    docs: Path | None, quiet: bool, **task_options: Any) -> None:
+    """Compare path-priority, evolution, random and path-priority-verify: on NAS-Bench-Macro at the paper's
+    and equal budgets, or on a task's trained supernet with retraining (see docs/benchmarks.md)."""
+    from oneshot.benchmarks.search_policies import available_modes, get_mode, markdown_table
 
     words = ["oneshot", "benchmark", "search-policies", "--task", mode]
     if table is not None:
         words += ["--table", str(table)]
-    words += ["--seeds", str(seeds)]
+    if seeds is not None:
+        words += ["--seeds", str(seeds)]
     for sigma in sigmas:
         words += ["--sigma", f"{sigma:g}"]
-    words += ["--out", str(out)] + (["--docs", str(docs)] if docs is not None else [])
-    command = " ".join(shlex.quote(w) for w in words)
+    progress = None if quiet else (lambda msg: click.echo(msg, err=True))
     try:
-        runner = get_mode(mode)
-        report = runner(
-            table=table,
-            seeds=seeds,
-            out=out,
-            docs=docs,
-            sigmas=sigmas or (0.0, 1.0),
-            command=command,
-            progress=None if quiet else (lambda msg: click.echo(msg, err=True)),
-        )
+        if mode in available_modes():
+            given = sorted(k for k, v in task_options.items() if v not in (None, ()))
+            if given:
+                raise ValueError(f"options only for a task mode: {', '.join('--' + k.replace('_', '-') for k in given)}")
+            out = out or Path("runs/benchmarks/search-policies")
+            words += ["--out", str(out)] + (["--docs", str(docs)] if docs is not None else [])
+            report = get_mode(mode)(table=table, seeds=seeds or 20, out=out, docs=docs, sigmas=sigmas or (0.0, 1.0),
+                                    command=" ".join(shlex.quote(w) for w in words), progress=progress)
+        else:
+            from oneshot.benchmarks.task_benchmark import task_mode
+
+            runner = task_mode(mode)
+            options, more = _task_options(task_options)
+            out = out or Path(f"runs/benchmarks/search-policies-{mode}-{task_options['preset'] or 'default'}")
+            words += more + ["--out", str(out)] + (["--docs", str(docs)] if docs is not None else [])
+            report = runner(table=table, sigmas=sigmas, seeds=seeds or 1, out=out, docs=docs,
+                            command=" ".join(shlex.quote(w) for w in words), progress=progress, **options)
     except (OneshotError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     if "summaries" in report:
         click.echo(markdown_table(report["summaries"]))
     click.echo(f"results in {report.get('out', out)}" + (f"; section written to {docs}" if docs else ""))
+
+
+def _task_options(given: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Keyword arguments of the task mode from the CLI options, and their words for the command line."""
+    import yaml
+
+    options: dict[str, Any] = {}
+    words: list[str] = []
+    for key, flag in (("preset", "--preset"), ("config_path", "--config"), ("run_dir", "--run-dir"), ("device", "--device"),
+                      ("budget_scale", "--budget-scale"), ("random_archs", "--random-archs"), ("top_k", "--top-k"),
+                      ("retrain_seeds", "--retrain-seeds")):
+        if given[key] is not None:
+            options[key] = given[key]
+            words += [flag, f"{given[key]:g}" if isinstance(given[key], float) else str(given[key])]
+    if given["overrides"]:
+        options["overrides"] = list(given["overrides"])
+        for item in given["overrides"]:
+            words += ["--set", item]
+    if given["policies"]:
+        options["policies"] = list(given["policies"])
+        for name in given["policies"]:
+            words += ["--policy", name]
+    if given["policy_sets"]:
+        per: dict[str, dict[str, Any]] = {}
+        for item in given["policy_sets"]:
+            target, sep, raw = item.partition("=")
+            searcher, dot, option = target.strip().partition(".")
+            if not (sep and dot and searcher and option):
+                raise ValueError(f"--policy-set {item!r} must look like SEARCHER.OPTION=VALUE")
+            per.setdefault(searcher, {})[option] = yaml.safe_load(raw)
+            words += ["--policy-set", item]
+        options["policy_options"] = per
+    if given["bn_batches"] is not None:
+        text = given["bn_batches"].strip()
+        try:
+            options["bn_counts"] = [int(v) for v in text.split(",") if v.strip()] if text else []
+        except ValueError:
+            raise ValueError(f"--bn-batches must be comma-separated integers, got {text!r}") from None
+        words += ["--bn-batches", text]
+    return options, words

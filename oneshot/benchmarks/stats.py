@@ -8,14 +8,14 @@ fitness after retraining from scratch). They return ``nan`` when a correlation i
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = ["average_ranks", "kendall_tau_b", "spearman_rho"]
 
 
-def _pair(x: Sequence[float], y: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def _pair(x: ArrayLike, y: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     a = np.asarray(x, dtype=float).ravel()
     b = np.asarray(y, dtype=float).ravel()
     if a.shape != b.shape:
@@ -25,7 +25,7 @@ def _pair(x: Sequence[float], y: Sequence[float]) -> tuple[np.ndarray, np.ndarra
     return a, b
 
 
-def average_ranks(values: Sequence[float]) -> np.ndarray:
+def average_ranks(values: ArrayLike) -> np.ndarray:
     """Ranks starting at 1, ties sharing the mean of the ranks they span: ``[10, 20, 20] -> [1, 2.5, 2.5]``."""
     v = np.asarray(values, dtype=float).ravel()
     order = np.argsort(v, kind="mergesort")
@@ -41,7 +41,7 @@ def average_ranks(values: Sequence[float]) -> np.ndarray:
     return ranks
 
 
-def kendall_tau_b(x: Sequence[float], y: Sequence[float]) -> float:
+def kendall_tau_b(x: ArrayLike, y: ArrayLike) -> float:
     """Kendall's tau-b: ``(C - D) / sqrt((n0 - n1) (n0 - n2))``.
 
     ``C``/``D`` are the concordant/discordant pairs, ``n0 = n (n - 1) / 2``, and ``n1``/``n2``
@@ -64,7 +64,7 @@ def kendall_tau_b(x: Sequence[float], y: Sequence[float]) -> float:
     return s / math.sqrt(untied_x * untied_y)
 
 
-def spearman_rho(x: Sequence[float], y: Sequence[float]) -> float:
+def spearman_rho(x: ArrayLike, y: ArrayLike) -> float:
     """Spearman's rho: the Pearson correlation of the average ranks (so ties are handled)."""
     a, b = _pair(x, y)
     if a.size < 2:
