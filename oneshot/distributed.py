@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -33,7 +34,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from oneshot.errors import OneshotError
-from oneshot.search.base import BatchFitness, FitnessValue, HistoryEntry
+from oneshot.search.base import BatchFitness, Evaluation, FitnessValue, HistoryEntry
 from oneshot.space import Architecture, SearchSpace
 
 if TYPE_CHECKING:
@@ -392,21 +393,45 @@ class DistributedBatchFitness(BatchFitness):
     """A fitness evaluated across processes: each process evaluates its slice of every batch.
 
     ``fitness`` is a per-architecture callable ``f(arch) -> value`` (called once per
-    architecture of this process's slice, so it may store each result as soon as it exists) or a
-    :class:`BatchFitness` (called once with the whole slice). All processes must call the wrapper
+    architecture of this process's slice) or a :class:`BatchFitness` (called once with the whole
+    slice). With ``store`` (this process's handle on the shared
+    :class:`~oneshot.search.EvaluationStore` file, see :func:`open_shared_store`) every result
+    this process computes is appended at once, so a crash loses only the candidates in flight;
+    give the searcher the replica view, not this file. All processes must call the wrapper
     with the same batches, which they do when every rank runs the same searcher with the same
     seed and the same store contents; the gathered results are identical on every rank and equal
     to a one-process evaluation as long as each architecture's value does not depend on which
     other architectures were evaluated before it in the same process.
     """
 
-    def __init__(self, fitness: Callable[[Architecture], FitnessValue] | BatchFitness) -> None:
+    def __init__(
+        self,
+        fitness: Callable[[Architecture], FitnessValue] | BatchFitness,
+        *,
+        store: EvaluationStore | None = None,
+    ) -> None:
         self.fitness = fitness
+        self.store = store
 
     def _local(self, archs: list[Architecture]) -> list[FitnessValue]:
         if isinstance(self.fitness, BatchFitness):
-            return list(self.fitness(archs))
-        return [self.fitness(arch) for arch in archs]
+            start = time.perf_counter()
+            values = list(self.fitness(archs))
+            self._record(archs, values, (time.perf_counter() - start) / max(1, len(archs)))
+            return values
+        out = []
+        for arch in archs:
+            start = time.perf_counter()
+            out.append(self.fitness(arch))
+            self._record([arch], out[-1:], time.perf_counter() - start)
+        return out
+
+    def _record(self, archs: Sequence[Architecture], values: Sequence[FitnessValue], seconds: float) -> None:
+        if self.store is None:
+            return
+        for arch, value in zip(archs, values, strict=False):
+            ev = Evaluation.from_value(value, arch=arch)
+            self.store.add(HistoryEntry(arch, ev.fitness, seconds, ev.metrics))
 
     def __call__(self, archs: Sequence[Architecture]) -> list[FitnessValue]:
         return sharded_map(self._local, archs, key=lambda a: a.key)

@@ -322,27 +322,20 @@ class Pipeline:
             if entry is not None:
                 out[arch] = {"fitness": entry.fitness, **entry.metrics}
         todo = [a for a in dict.fromkeys(archs) if a not in out]
-        results = DistributedBatchFitness(self._stored_fitness(model, split, file))(todo)
+        results = DistributedBatchFitness(self._fitness(model, split), store=file)(todo)
         for arch, metrics in zip(todo, results, strict=True):
             out[arch] = dict(metrics)  # type: ignore[arg-type]
         return [out[a] for a in archs]
 
-    def _stored_fitness(
-        self, model: nn.Module, split: str, file: Any, count: list[int] | None = None
-    ) -> Callable[[Architecture], dict[str, Any]]:
-        """Evaluate one architecture on this process and append it to ``file`` (if any) at once."""
-        from oneshot.search import Evaluation, HistoryEntry
+    def _fitness(self, model: nn.Module, split: str, count: list[int] | None = None) -> Callable[[Architecture], dict[str, Any]]:
+        """Evaluate one architecture on this process (``count``: evaluations, for fault_point)."""
 
         def fitness(arch: Architecture) -> dict[str, Any]:
             if count is not None:
                 fault_point("search", count[0])
-            start = time.perf_counter()
             metrics = self.task.evaluate(model, [arch], split=split)[0]
             if count is not None:
                 count[0] += 1
-            if file is not None:
-                ev = Evaluation.from_value(metrics, arch=arch)
-                file.add(HistoryEntry(arch, ev.fitness, time.perf_counter() - start, ev.metrics))
             return metrics
 
         return fitness
@@ -377,7 +370,7 @@ class Pipeline:
             # the searchers see the gathered results through identical in-memory views.
             file, store = open_shared_store(self.path("store"), space=space)
             already = len(store)
-            fitness = DistributedBatchFitness(self._stored_fitness(model, "search", file, evaluated))  # type: ignore[assignment]
+            fitness = DistributedBatchFitness(self._fitness(model, "search", evaluated), store=file)  # type: ignore[assignment]
 
         log.info("search: %s, at most %d evaluations (%d already stored)", cfg.searcher, searcher.max_evaluations, already)
         start = time.perf_counter()
@@ -439,7 +432,7 @@ class Pipeline:
         if get_world_size() == 1:
             metrics = self.task.evaluate(model, [arch], split="search")[0]
         else:
-            metrics = DistributedBatchFitness(self._stored_fitness(model, "search", None))([arch])[0]  # type: ignore[assignment]
+            metrics = DistributedBatchFitness(self._fitness(model, "search"))([arch])[0]  # type: ignore[assignment]
         _on_main(lambda: _atomic_write_text(cache, json.dumps(metrics)), f"writing {cache}")
         return metrics
 

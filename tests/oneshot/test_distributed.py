@@ -123,12 +123,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _torchrun(args: list[str], *, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+def _torchrun(args: list[str], *, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(WORLD),
            "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), *args]
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=240, cwd=cwd)
-    if proc.returncode != 0:
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=240)
+    if check and proc.returncode != 0:
         raise AssertionError(f"torchrun failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return proc
 
@@ -320,6 +320,35 @@ def test_torchrun_cli_search_equals_one_process(two_rank_run, tmp_path):
     assert json.loads(json.dumps(report)) == rep
 
 
+def _stored(run: Path) -> dict[str, float]:
+    return {
+        rec["key"]: rec["fitness"]
+        for rec in map(json.loads, (run / "evaluations.jsonl").read_text().splitlines()[1:])
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill_at", ["train:7", "search:3"])
+def test_killed_torchrun_job_resumes_to_identical_results(two_rank_run, tmp_path, kill_at):
+    reference = two_rank_run[0] / "cli"  # the same command, uninterrupted, 2 ranks
+    out = tmp_path / "run"
+    args = ["-m", "oneshot.cli", "search", "--task", "toy", "--preset", "tiny", "--out", str(out), "--quiet"]
+    killed = _torchrun(args, env={"ONESHOT_KILL_AFTER": kill_at}, check=False)
+    assert killed.returncode != 0
+    if kill_at.startswith("train"):
+        assert not (out / "supernet.pt").exists() and (out / "checkpoint.pt").exists()
+    else:
+        assert len(_stored(out)) == 6 and not (out / "architecture.json").exists()  # 3 per rank
+    _torchrun(args)
+    ref_w = torch.load(reference / "supernet.pt", weights_only=False)["model"]
+    new_w = torch.load(out / "supernet.pt", weights_only=False)["model"]
+    assert all(torch.equal(ref_w[k], new_w[k]) for k in ref_w)
+    assert _stored(out) == _stored(reference)
+    assert (out / "architecture.json").read_text() == (reference / "architecture.json").read_text()
+    log = (out / "log.txt").read_text()
+    assert ("resumed from step 5" in log) if kill_at.startswith("train") else ("6 already stored" in log)
+
+
 # ----------------------------------------------------------------------------- the torchrun worker
 def _digest(model: nn.Module) -> str:
     return repr([round(float(t.double().sum()), 12) for t in model.state_dict().values()])
@@ -390,13 +419,11 @@ def _worker(out: Path) -> None:
         store_path = out / f"store-{name}.jsonl"
         file, view = open_shared_store(store_path, space=space)
 
-        def fitness(arch, file=file, evaluated_here=evaluated_here):
+        def fitness(arch, evaluated_here=evaluated_here):
             evaluated_here.append(arch.key)
-            value = _search_fitness(arch)
-            file.add(HistoryEntry(arch, value["fitness"], 0.0, {"choices": value["choices"]}))
-            return value
+            return _search_fitness(arch)
 
-        res = _searchers(space)[name].run(DistributedBatchFitness(fitness), store=view)
+        res = _searchers(space)[name].run(DistributedBatchFitness(fitness, store=file), store=view)
         # a rerun on the same store evaluates nothing again
         rerun: list[str] = []
         _, view2 = open_shared_store(store_path, space=space)
