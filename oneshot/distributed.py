@@ -113,7 +113,9 @@ def init_distributed(backend: str | None = None, *, timeout: timedelta | None = 
     ``True`` once the default group exists (also when it already existed). ``backend`` defaults
     to ``$ONESHOT_DIST_BACKEND`` or, where CUDA is available, ``"cpu:gloo,cuda:nccl"`` (NCCL for
     CUDA tensors, gloo for CPU tensors and object collectives), else ``"gloo"``. With CUDA, the
-    process's current device becomes ``cuda:LOCAL_RANK``.
+    process's current device becomes ``cuda:LOCAL_RANK``. ``timeout`` (how long a collective
+    waits for the slowest process, e.g. while rank 0 prepares data or one rank evaluates a slow
+    candidate) defaults to ``$ONESHOT_DIST_TIMEOUT`` minutes, else PyTorch's default.
     """
     import torch.distributed as dist
 
@@ -135,6 +137,13 @@ def init_distributed(backend: str | None = None, *, timeout: timedelta | None = 
     if torch.cuda.is_available() and get_local_rank() < torch.cuda.device_count():
         torch.cuda.set_device(get_local_rank())
     kwargs: dict[str, Any] = {"backend": backend}
+    if timeout is None and os.environ.get("ONESHOT_DIST_TIMEOUT"):
+        try:
+            timeout = timedelta(minutes=float(os.environ["ONESHOT_DIST_TIMEOUT"]))
+        except ValueError:
+            raise DistributedError(
+                f"ONESHOT_DIST_TIMEOUT must be a number of minutes, got {os.environ['ONESHOT_DIST_TIMEOUT']!r}"
+            ) from None
     if timeout is not None:
         kwargs["timeout"] = timeout
     dist.init_process_group(**kwargs)
