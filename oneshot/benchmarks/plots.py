@@ -101,6 +101,10 @@ def plot_policy_comparison(
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     right.set_xscale("log")
+    ticks = sorted({r.evaluations for r in rows if r.evaluations > 0})
+    if ticks:
+        right.set_xticks(ticks)
+        right.set_xlim(ticks[0] / 1.5, ticks[-1] * 1.5)
     right.xaxis.set_major_formatter(ScalarFormatter())
     right.xaxis.set_minor_formatter(NullFormatter())
     right.set_xlabel("models evaluated on the supernet (log)")

@@ -624,6 +624,14 @@ def _summary(
                 ],
             }
         )
+    seen_fitness = {h.arch: h.fitness for r in runs for h in r["result"].history}
+    values = list(seen_fitness.values())
+    search_fitness = {
+        "architectures": len(values),
+        "distinct_values": len(set(values)),
+        "min": min(values) if values else None,
+        "max": max(values) if values else None,
+    }
     cand = [
         {"key": c.arch.key, "architecture": c.arch.to_json(), "roles": c.roles, "kind": c.kind,
          "supernet": c.supernet, "retrained": c.retrained}
@@ -645,6 +653,7 @@ def _summary(
         "fitness_name": fitness_name,
         "extra_metrics": extra,
         "policies": policies,
+        "search_fitness": search_fitness,
         "candidates": cand,
         "trust": trust,
         "bn_recalibration": bn,
@@ -822,6 +831,8 @@ def markdown_body(summary: Mapping[str, Any], *, image_prefix: str = "") -> str:
         f"N = {t['n']} architectures ({', '.join(f'{v} {k}' for k, v in kinds.items())}): Kendall tau-b = "
         f"{_fmt(t['kendall_tau_b'])}, Spearman rho = {_fmt(t['spearman_rho'])} between the supernet {name} "
         f"(search split, BN recalibrated) and the retrained {name} (`val`)."
+        + (" (– = undefined: one side gives every architecture the same value.)"
+           if not (math.isfinite(t["kendall_tau_b"]) and math.isfinite(t["spearman_rho"])) else "")
         + (" With so few architectures a correlation is very uncertain (a tau of ±0.3 is within chance at N = 10)."
            if t["n"] < 20 else ""),
         "",
@@ -878,6 +889,11 @@ def _observations(summary: Mapping[str, Any]) -> list[str]:
     randoms = [c["retrained"]["fitness"] for c in summary["candidates"]
                if any(r.startswith("random") for r in c["roles"]) and c["retrained"]]
     lines = ["### What came out", ""]
+    sf = summary.get("search_fitness", {})
+    if sf.get("architectures", 0) > 1 and sf.get("distinct_values") == 1:
+        lines.append(f"- **Degenerate supernet**: it gave the same {name} ({sf['min']:.2f}) to all {sf['architectures']} "
+                     "architectures the policies evaluated, so every policy chose among ties (by its tie-breaking "
+                     "rule); differences after retraining are then not the search's doing.")
     if retrained:
         order = sorted(retrained, key=lambda s: -retrained[s])
         lines.append("- Retrained " + name + ", best first: "

@@ -223,3 +223,28 @@ def test_micro_panoptic_benchmark(tmp_path):
     assert summary["trust"]["n"] >= 5
     md = (tmp_path / "out" / "search_policies_panoptic.md").read_text()
     assert md.startswith(section_title("panoptic")) and "PQ things" in md and "PQ stuff" in md
+
+
+def _summary_for_observations(pp: float, evo: float, distinct: int) -> dict:
+    def policy(searcher, value, evals):
+        return {"searcher": searcher, "label": searcher, "seeds": [{"evaluations": evals, "retrained": {"fitness": value}}]}
+
+    return {
+        "fitness_name": "PQ",
+        "policies": [policy("path-priority", pp, 60), policy("evolution", evo, 1000)],
+        "candidates": [{"roles": ["random #1"], "retrained": {"fitness": 1.0}},
+                       {"roles": ["random #2"], "retrained": {"fitness": 3.0}}],
+        "search_fitness": {"architectures": 40, "distinct_values": distinct, "min": 0.0, "max": 0.0},
+    }
+
+
+def test_observations_state_the_outcome_from_the_numbers():
+    from oneshot.benchmarks.task_benchmark import _observations
+
+    text = "\n".join(_observations(_summary_for_observations(5.0, 4.0, distinct=30)))
+    assert "path-priority (60 evals) >= evolution (1000 evals) after retraining*: holds" in text
+    assert "searched > random after retraining*: holds" in text and "Degenerate" not in text
+    text = "\n".join(_observations(_summary_for_observations(1.0, 4.0, distinct=1)))
+    assert "evolution (1000 evals) after retraining*: does not hold in this run (1.00 vs 4.00)" in text
+    assert "searched > random after retraining*: holds" in text  # mean 2.5 > 2.0
+    assert "Degenerate supernet" in text and "all 40 architectures" in text
