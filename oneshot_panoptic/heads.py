@@ -84,7 +84,7 @@ class SemanticHead(nn.Module):
         )
         self.classifier = nn.Conv2d(num_levels * channels, num_classes, 1)
         nn.init.normal_(self.classifier.weight, std=0.01)
-        nn.init.zeros_(self.classifier.bias)
+        nn.init.zeros_(self.classifier.bias)  # type: ignore[arg-type]  # the conv has a bias
 
     def subnet_levels(self, features: Sequence[Tensor]) -> list[Tensor]:
         """Run the shared subnet on each of the first ``num_levels`` feature maps."""

@@ -418,7 +418,7 @@ def published_architecture(name: str, space: SearchSpace | nn.Module | None = No
         space = autopanoptic_search_space("1.3G")
     elif isinstance(space, nn.Module):
         space = SearchSpace.from_module(space)
-    text = resources.files("oneshot_panoptic").joinpath("architectures", f"{name}.json").read_text()
+    text = (resources.files("oneshot_panoptic") / "architectures" / f"{name}.json").read_text()
     try:
         return space.from_json(json.loads(text))
     except ArchitectureError as exc:

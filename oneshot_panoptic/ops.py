@@ -225,7 +225,7 @@ class DFConv(nn.Module):
         taps = kernel_size * kernel_size
         self.offset_mask = nn.Conv2d(in_channels, 3 * taps, kernel_size, padding=kernel_size // 2)
         nn.init.zeros_(self.offset_mask.weight)
-        nn.init.zeros_(self.offset_mask.bias)
+        nn.init.zeros_(self.offset_mask.bias)  # type: ignore[arg-type]  # the conv has a bias
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))  # nn.Conv2d's default
 
