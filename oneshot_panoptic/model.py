@@ -246,10 +246,12 @@ class AutoPanoptic(nn.Module):
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | Any) -> AutoPanoptic:
         """Build from a mapping (or pydantic model) with ``preset``, ``num_things``, ``num_stuff``
-        and optional overrides of :class:`AutoPanopticPreset` / :class:`BackboneSpec` fields."""
+        and optional overrides of :class:`AutoPanopticPreset` / :class:`BackboneSpec` fields, given
+        at the top level or under an ``overrides`` mapping."""
         if hasattr(config, "model_dump"):
             config = config.model_dump()
         options = dict(config)
+        options.update(options.pop("overrides", None) or {})
         try:
             preset = options.pop("preset", "1.3G")
             num_things = options.pop("num_things")
