@@ -85,7 +85,10 @@ def search_policies(mode: str, table: Path | None, seeds: int | None, sigmas: tu
 
             runner = task_mode(mode)
             options, more = _task_options(task_options)
-            out = out or Path(f"runs/benchmarks/search-policies-{mode}-{task_options['preset'] or 'default'}")
+            from oneshot.tasks import get_task
+
+            preset = task_options["preset"] or get_task(mode).default_preset()
+            out = out or Path(f"runs/benchmarks/search-policies-{mode}-{preset}")
             words += more + ["--out", str(out)] + (["--docs", str(docs)] if docs is not None else [])
             report = runner(table=table, sigmas=sigmas, seeds=seeds or 1, out=out, docs=docs,
                             command=" ".join(shlex.quote(w) for w in words), progress=progress, **options)

@@ -755,12 +755,20 @@ def markdown_body(summary: Mapping[str, Any], *, image_prefix: str = "") -> str:
         f"{name} is on the search split, inherited weights with BN recalibration.",
         "",
     ]
-    if not paper:
+    if summary["overrides"] or summary["policy_options"]:
         lines += [
-            f"**Reduced run.** Budgets are the paper's scaled by {summary['budget_scale']:g}"
-            + (f", policy options {json.dumps(summary['policy_options'])}" if summary["policy_options"] else "")
-            + (", config overrides as above" if summary["overrides"] else "")
-            + ". It shows the pipeline and its costs; it does not test the paper's ordering.",
+            "**Reduced run.** "
+            + (f"Policy options {json.dumps(summary['policy_options'])}; " if summary["policy_options"] else "")
+            + (f"budgets scaled by {summary['budget_scale']:g}; " if summary["budget_scale"] != 1.0 else "")
+            + ("config overrides as above; " if summary["overrides"] else "")
+            + "it shows the pipeline and its costs, it does not test the paper's ordering.",
+            "",
+        ]
+    elif not paper:
+        budgets = ", ".join(f"{p['label']}" for p in summary["policies"])
+        lines += [
+            f"**Scaled budgets.** The paper's budgets times {summary['budget_scale']:g} ({budgets}): the policies keep "
+            "the paper's budget ratios, not its absolute budgets.",
             "",
         ]
     header = (f"| policy | models evaluated | new to the shared store | search time, new evaluations (s) | "

@@ -163,7 +163,7 @@ def test_smoke_writes_tables_plots_costs_and_only_its_docs_section(smoke):
     text = smoke.docs.read_text()
     assert "keep me" in text and section_title("toy") in text
     section = text.split(section_title("toy"))[1]
-    for heading in ("Table 5 style", "Table 3 style", "Supernet trust", "BN recalibration batches", "Costs", "Reduced run"):
+    for heading in ("Table 5 style", "Table 3 style", "Supernet trust", "BN recalibration batches", "Costs", "Scaled budgets"):
         assert heading in section
     assert "--budget-scale 0.05" in section and "evolution (11 x 4)" in section
     for name in ("policies_table5.png", "policies_table3.png", "policies_trust.png", "policies_bn_recalibration.png"):
