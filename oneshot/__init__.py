@@ -4,7 +4,7 @@ The task-agnostic core: search spaces, samplers, supernet utilities, searchers, 
 ``oneshot`` command line. Task plug-ins (such as ``oneshot_panoptic``) register through entry points.
 """
 
-from oneshot import search
+from oneshot import distributed, search
 from oneshot.errors import (
     ArchitectureError,
     CheckpointError,
@@ -45,6 +45,7 @@ __all__ = [
     "build_sampler",
     "choice_layers",
     "count_flops_params",
+    "distributed",
     "freeze",
     "recalibrate_bn",
     "search",

@@ -103,7 +103,10 @@ def _open(task: str, preset: str | None, config_path: str | None, out: str | Non
 
 
 def _echo(quiet: bool, text: str) -> None:
-    if not quiet:
+    """Print a result line (once: on rank 0 of a distributed job)."""
+    from oneshot.distributed import is_main
+
+    if not quiet and is_main():
         click.echo(text)
 
 

@@ -57,6 +57,7 @@ class TrainConfig(StrictModel):
     sampler: Literal["fair", "uniform"] = "fair"
     grad_clip: float | None = Field(None, gt=0)
     amp: bool = False
+    sync_batchnorm: bool = Field(False, description="SyncBatchNorm across ranks during training (CUDA only)")
     checkpoint_every: int = Field(50, ge=1)
     num_workers: int = Field(0, ge=0)
 

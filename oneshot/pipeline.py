@@ -29,7 +29,7 @@ import torch
 import yaml
 from torch import nn
 
-from oneshot.config import RunConfig, config_to_yaml, deep_merge, load_config, validate_config
+from oneshot.config import RunConfig, deep_merge, load_config, validate_config
 from oneshot.distributed import (
     DistributedBatchFitness,
     broadcast_object,

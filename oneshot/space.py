@@ -295,7 +295,7 @@ class SearchSpace:
 
     def signature(self) -> str:
         """A short hash of the space's layout (labels, components, choice names)."""
-        text = json.dumps([[l.label, l.component, list(l.choice_names)] for l in self._layers])
+        text = json.dumps([[layer.label, layer.component, list(layer.choice_names)] for layer in self._layers])
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     # ----------------------------------------------------------------- architectures

@@ -67,7 +67,7 @@ class Task(ABC):
         return next(iter(cls.presets()))
 
     # ----------------------------------------------------------------- the pipeline's needs
-    def prepare_data(self) -> None:
+    def prepare_data(self) -> None:  # noqa: B027  (optional hook: most tasks have nothing to prepare)
         """Make the data ready (download/generate/validate). Called once before anything else."""
 
     @abstractmethod
