@@ -316,9 +316,12 @@ def test_builder_options() -> None:
         cfg = AutoPanoptic.from_config(
             {"preset": "tiny", "num_things": 2, "num_stuff": 1, "semantic_channels": 16}
         )
+        nested = AutoPanoptic.from_config(
+            {"preset": "tiny", "num_things": 2, "num_stuff": 1, "overrides": {"semantic_channels": 8}}
+        )
     assert wide.fpn.inner_blocks[0][0].out_channels == 32
     assert SearchSpace.from_module(wide).components["backbone"] == tuple(range(5))
-    assert cfg.semantic_head.channels == 16
+    assert cfg.semantic_head.channels == 16 and nested.semantic_head.channels == 8
     with pytest.raises(ValueError, match="unknown model option"):
         build_autopanoptic("tiny", num_things=2, num_stuff=1, fpn_width=3)
     with pytest.raises(ValueError, match="unknown model preset"):
