@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import math
 
@@ -31,7 +32,7 @@ def test_architecture_json_round_trip_and_hash():
     assert again == arch and hash(again) == hash(arch)
     assert len({arch, again}) == 1
     assert space.from_json(json.dumps(obj)) == arch
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         arch.choices = (0,)  # immutable
 
 

@@ -9,7 +9,6 @@ from oneshot.testing import ToySupernet
 from oneshot.train import SupernetTrainer, component_param_groups, load_checkpoint, warmup_multistep
 
 
-
 def _dataset():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(64, 3, 8, 8, generator=g)
