@@ -95,8 +95,11 @@ def render() -> str:
             lines.append(help_text)
             lines.append("")
         help_option = command.get_help_option(ctx)
-        records = [p.get_help_record(ctx) for p in command.get_params(ctx) if isinstance(p, click.Option) and p is not help_option]
-        records = [r for r in records if r is not None]
+        records: list[tuple[str, str]] = []
+        for param in command.get_params(ctx):
+            record = param.get_help_record(ctx) if isinstance(param, click.Option) and param is not help_option else None
+            if record is not None:
+                records.append(record)
         if records:
             lines.append("| option | description |")
             lines.append("|---|---|")
