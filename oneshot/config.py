@@ -78,6 +78,7 @@ class RunConfig(StrictModel):
 
     seed: int = 0
     device: str = "cpu"
+    threads: int | None = Field(None, ge=1, description="torch CPU threads (null: torch's default)")
     train: TrainConfig = Field(default_factory=TrainConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
     retrain: TrainConfig = Field(

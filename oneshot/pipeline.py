@@ -66,7 +66,7 @@ RUN_FILES = {
 
 # Config sections that may change between invocations on the same run directory: they do not
 # change what the supernet is or what a stored evaluation means.
-_MUTABLE_SECTIONS = ("device", "search", "retrain")
+_MUTABLE_SECTIONS = ("device", "threads", "search", "retrain")
 
 
 def fault_point(stage: str, count: int) -> None:
@@ -102,6 +102,15 @@ def _atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     tmp.replace(path)
+
+
+def _check_identity(run_path: Path, new: dict[str, Any], old: dict[str, Any]) -> None:
+    if _identity(new) != _identity(old):
+        changed = sorted(k for k in set(new) | set(old) if k not in _MUTABLE_SECTIONS and new.get(k) != old.get(k))
+        raise ConfigError(
+            f"run directory {run_path} was created with a different config (sections {changed} differ); "
+            "run again without --preset/--config/--set to resume it, or choose a new --out"
+        )
 
 
 def open_run(
@@ -140,21 +149,20 @@ def open_run(
     if preset_name is not None and preset_name not in presets:
         raise ConfigError(f"unknown preset {preset_name!r} for task {task_name!r}; available: {', '.join(presets)}")
 
-    given_anything = preset_name is not None or config_path is not None or bool(overrides)
-    if saved is not None and not given_anything:
-        config = validate_config(task_cls.config_class, saved, source=str(saved_path))
+    if saved is not None and preset_name is None and config_path is None:
+        # Resuming: --set overrides apply to the run's own config, not to a preset.
+        config = load_config(task_cls.config_class, preset=saved, overrides=overrides)
+        if overrides:
+            new = config.model_dump(mode="json")
+            old = validate_config(task_cls.config_class, saved, source=str(saved_path)).model_dump(mode="json")
+            _check_identity(run_path, new, old)
     else:
         base = presets[preset_name or task_cls.default_preset()]
         config = load_config(task_cls.config_class, preset=base, path=config_path, overrides=overrides)
         if saved is not None:
             new = config.model_dump(mode="json")
             old = validate_config(task_cls.config_class, saved, source=str(saved_path)).model_dump(mode="json")
-            if _identity(new) != _identity(old):
-                changed = sorted(k for k in set(new) | set(old) if k not in _MUTABLE_SECTIONS and new.get(k) != old.get(k))
-                raise ConfigError(
-                    f"run directory {run_path} was created with a different config (sections {changed} differ); "
-                    "run again without --preset/--config/--set to resume it, or choose a new --out"
-                )
+            _check_identity(run_path, new, old)
             # device / search / retrain may change: keep the new values.
             config = validate_config(
                 task_cls.config_class,
@@ -182,6 +190,8 @@ class Pipeline:
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise ConfigError(f"device {device!r} requested but CUDA is not available on this machine")
         self.device = local_device(device)  # "cuda" is cuda:LOCAL_RANK under torchrun
+        if config.threads is not None:
+            torch.set_num_threads(config.threads)
         self.task = task_cls(config, run_dir=self.run_dir, device=self.device, progress=self.progress)
         self._data_ready = False
         self._attach_log_file()
@@ -194,10 +204,14 @@ class Pipeline:
             log.setLevel(logging.WARNING)
             return
         target = str(self.path("log").resolve())
-        for h in log.handlers:
-            if isinstance(h, logging.FileHandler) and h.baseFilename == target:
-                return
+        for h in list(log.handlers):
+            if getattr(h, "_oneshot_run_log", False):
+                if h.baseFilename == target:
+                    return
+                log.removeHandler(h)  # a previous run of this process: its lines stay in its own log
+                h.close()
         handler = logging.FileHandler(target)
+        handler._oneshot_run_log = True  # type: ignore[attr-defined]
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)
@@ -472,7 +486,9 @@ class Pipeline:
         trainer = SupernetTrainer(
             model,
             sampler=None,
-            batches=self.task.train_batches(seed=self.config.seed + 1, shard=(get_rank(), get_world_size())),
+            batches=self.task.train_batches(
+                seed=self.config.seed + 1, shard=(get_rank(), get_world_size()), batch_size=cfg.batch_size
+            ),
             loss_fn=self.task.loss,
             optimizer=optimizer,
             scheduler=scheduler,

@@ -75,8 +75,14 @@ class Task(ABC):
         """A freshly initialised supernet (holding ChoiceLayers), on ``self.device``."""
 
     @abstractmethod
-    def train_batches(self, *, seed: int, shard: tuple[int, int] = (0, 1)) -> Iterator[Any]:
-        """Endless training batches; preferably resumable (``state_dict``/``load_state_dict``)."""
+    def train_batches(
+        self, *, seed: int, shard: tuple[int, int] = (0, 1), batch_size: int | None = None
+    ) -> Iterator[Any]:
+        """Endless training batches; preferably resumable (``state_dict``/``load_state_dict``).
+
+        ``shard=(rank, world_size)`` selects this process's share; ``batch_size`` (when given, e.g.
+        ``retrain.batch_size`` for retraining) replaces ``train.batch_size``.
+        """
 
     @abstractmethod
     def loss(self, model: nn.Module, batch: Any) -> torch.Tensor | Mapping[str, torch.Tensor]:

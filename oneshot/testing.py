@@ -114,8 +114,10 @@ class ToyTask(Task):
         m = self.config.model  # type: ignore[attr-defined]
         return ToySupernet(width=m.width, num_layers=m.num_layers).to(self.device)
 
-    def train_batches(self, *, seed: int, shard: tuple[int, int] = (0, 1)) -> Iterator[Any]:
-        return ResumableBatches(self._data("train"), batch_size=self.config.train.batch_size, seed=seed, shard=shard)
+    def train_batches(
+        self, *, seed: int, shard: tuple[int, int] = (0, 1), batch_size: int | None = None
+    ) -> Iterator[Any]:
+        return ResumableBatches(self._data("train"), batch_size=batch_size or self.config.train.batch_size, seed=seed, shard=shard)
 
     def loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
         x, y = batch

@@ -112,12 +112,14 @@ class PanopticTask(Task):
         t = self.config.train
         return component_param_groups(model, lr=t.lr, weight_decay=t.weight_decay, multipliers=t.lr_multipliers)
 
-    def train_batches(self, *, seed: int, shard: tuple[int, int] = (0, 1)) -> Iterator[Any]:
+    def train_batches(
+        self, *, seed: int, shard: tuple[int, int] = (0, 1), batch_size: int | None = None
+    ) -> Iterator[Any]:
         from oneshot_panoptic.data import collate_fn
 
         return ResumableBatches(
             self._dataset("train", train=True),
-            batch_size=self.config.train.batch_size,
+            batch_size=batch_size or self.config.train.batch_size,
             collate_fn=collate_fn,
             seed=seed,
             num_workers=self.config.train.num_workers,

@@ -145,3 +145,34 @@ def test_retrain_and_export(reference_run, tmp_path):
     from oneshot import ChoiceLayer
 
     assert not any(isinstance(m, ChoiceLayer) for m in saved["model"].modules())
+
+
+def test_overrides_on_a_resumed_run_apply_to_its_own_config(tmp_path):
+    out = tmp_path / "run"
+    _run(["search", "--task", "toy", "--out", str(out), "--quiet", "--set", "data.num_train=128", "--set", "train.iterations=6"])
+    proc = _run(["search", "--task", "toy", "--out", str(out), "--quiet", "--searcher", "random", "--set", "search.options.random.num_samples=5"])
+    assert proc.returncode == 0
+    assert json.loads((out / "search_result.json").read_text())["searcher"] == "random"
+
+
+def test_each_run_logs_only_to_its_own_file(tmp_path):
+    import logging
+
+    from oneshot.pipeline import open_run
+
+    a = open_run("toy", run_dir=tmp_path / "a", progress=False)
+    logging.getLogger("oneshot").info("line for a")
+    b = open_run("toy", run_dir=tmp_path / "b", progress=False)
+    logging.getLogger("oneshot").info("line for b")
+    for h in logging.getLogger("oneshot").handlers:
+        h.flush()
+    assert "line for b" not in (a.run_dir / "log.txt").read_text()
+    assert "line for b" in (b.run_dir / "log.txt").read_text()
+
+
+def test_retrain_uses_retrain_batch_size(tmp_path):
+    from oneshot.pipeline import open_run
+
+    pipe = open_run("toy", run_dir=tmp_path / "r", progress=False, overrides=["retrain.batch_size=4"])
+    batch = next(pipe.task.train_batches(seed=0, batch_size=pipe.config.retrain.batch_size))
+    assert batch[0].shape[0] == 4

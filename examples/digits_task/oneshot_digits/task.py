@@ -135,11 +135,13 @@ class DigitsTask(Task):
     def build_supernet(self) -> nn.Module:
         return DigitsSupernet(width=self.config.model.width).to(self.device)
 
-    def train_batches(self, *, seed: int, shard: tuple[int, int] = (0, 1)) -> Iterator[Any]:
-        # Used for supernet training and for --retrain alike (the pipeline gives retraining
-        # seed + 1), so both stages read train.batch_size.
+    def train_batches(
+        self, *, seed: int, shard: tuple[int, int] = (0, 1), batch_size: int | None = None
+    ) -> Iterator[Any]:
+        # Used for supernet training and for --retrain alike (retraining passes seed + 1 and
+        # retrain.batch_size).
         dataset = _Shifted(self.split("train"), self.config.data.max_shift)
-        return ResumableBatches(dataset, batch_size=self.config.train.batch_size, seed=seed, shard=shard)
+        return ResumableBatches(dataset, batch_size=batch_size or self.config.train.batch_size, seed=seed, shard=shard)
 
     def loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
         images, labels = batch
