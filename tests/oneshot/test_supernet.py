@@ -89,3 +89,19 @@ def test_activate_validates(toy_supernet):
     with pytest.raises(ValueError, match="out of range"):
         with activate(toy_supernet, [0, 0, 3, 0]):
             pass
+
+
+def test_choice_layers_are_cached_and_refreshed(toy_supernet):
+    from oneshot import ChoiceLayer, SearchSpace
+    from oneshot.supernet import clear_layer_cache
+
+    with activate(toy_supernet, [0, 0, 0, 0]):
+        pass
+    toy_supernet.extra = ChoiceLayer({"a": nn.Identity(), "b": nn.Identity()}, label="extra.0", component="extra")
+    with activate(toy_supernet, [0, 0, 0, 0, 1]):  # a new top-level child is picked up
+        assert toy_supernet.extra.active == 1
+    toy_supernet.body[0].candidates["conv3"].append(ChoiceLayer({"x": nn.Identity()}, label="deep", component="body"))
+    clear_layer_cache(toy_supernet)  # deeper restructuring needs an explicit refresh
+    assert SearchSpace.from_module(toy_supernet).num_layers == 6
+    with activate(toy_supernet, [0, 0, 0, 0, 0, 1]):
+        pass
