@@ -115,11 +115,14 @@ def default_policies(
     unknown = sorted(set(options) - set(names))
     if unknown:
         raise ValueError(f"--policy-set names searchers that are not run: {', '.join(unknown)} (run: {', '.join(names)})")
-    pp_budget = window_size * max(1, round(5 * budget_scale))
+    def scaled(n: int) -> int:  # half up, not Python's half-to-even: 2.5 cycles -> 3
+        return int(math.floor(n * budget_scale + 0.5))
+
+    pp_budget = window_size * max(1, scaled(5))
     budgets = {
         "path-priority": pp_budget,
-        "evolution": max(2, round(1000 * budget_scale)),
-        "random": max(1, round(300 * budget_scale)),
+        "evolution": max(2, scaled(1000)),
+        "random": max(1, scaled(300)),
         "path-priority-verify": pp_budget,
     }
     specs = []
@@ -129,7 +132,7 @@ def default_policies(
         elif name in budgets:
             specs.append(PolicySpec(name, budgets[name]))
         else:
-            specs.append(PolicySpec(name, max(1, round(pp_budget))))  # another registered searcher
+            specs.append(PolicySpec(name, pp_budget))  # another registered searcher: path-priority's budget
     return specs
 
 
@@ -160,8 +163,8 @@ def share_accounting(results: Sequence[SearchResult]) -> list[dict[str, float]]:
             {
                 "evaluations": len(times),
                 "new_evaluations": len(new),
-                "new_eval_s": sum(times[a] for a in new),
-                "unshared_eval_s": sum(times.values()),
+                "new_eval_s": float(sum(times[a] for a in new)),
+                "unshared_eval_s": float(sum(times.values())),
             }
         )
         seen.update(times)
@@ -469,6 +472,10 @@ def _search(
     tmp.write_text(json.dumps({**record, "result": result.to_json()}))
     tmp.replace(path)
     say(f"[benchmark] {label}, seed {seed}: {result.num_evaluated} evaluations, {calls[0]} new, {cost['wall_s']:.1f} s")
+    values = {h.fitness for h in result.history}
+    if len(result.history) > 1 and len(values) == 1:
+        say(f"[benchmark] warning: all {result.num_evaluated} architectures of this search have the same fitness "
+            f"{values.pop():g}: the supernet cannot rank them (train it longer, or use a finer fitness)")
     return {**record, "result": result}
 
 
@@ -898,7 +905,9 @@ def _observations(summary: Mapping[str, Any]) -> list[str]:
                if any(r.startswith("random") for r in c["roles"]) and c["retrained"]]
     lines = ["### What came out", ""]
     sf = summary.get("search_fitness", {})
-    if sf.get("architectures", 0) > 1 and sf.get("distinct_values") == 1:
+    degenerate = sf.get("architectures", 0) > 1 and sf.get("distinct_values") == 1
+    ties = " (by tie-breaking only: not evidence for or against the paper)" if degenerate else ""
+    if degenerate:
         lines.append(f"- **Degenerate supernet**: it gave the same {name} ({sf['min']:.2f}) to all {sf['architectures']} "
                      "architectures the policies evaluated, so every policy chose among ties (by its tie-breaking "
                      "rule); differences after retraining are then not the search's doing.")
@@ -913,14 +922,14 @@ def _observations(summary: Mapping[str, Any]) -> list[str]:
                     verdict = "holds" if pp >= retrained[other] else "does not hold"
                     lines.append(f"- Paper claim *path-priority ({evals['path-priority']:.0f} evals) >= {other} "
                                  f"({evals[other]:.0f} evals) after retraining*: {verdict} in this run "
-                                 f"({pp:.2f} vs {retrained[other]:.2f}).")
+                                 f"({pp:.2f} vs {retrained[other]:.2f}){ties}.")
     if retrained and randoms:
         mean_r, sd_r = _mean_sd(randoms)
         mean_s = statistics.fmean(retrained.values())
         verdict = "holds" if mean_s > mean_r else "does not hold"
         lines.append(f"- Paper claim *searched > random after retraining*: {verdict} in this run (searched mean "
                      f"{mean_s:.2f}, random mean {mean_r:.2f}" + (f", random sd {sd_r:.2f}" if len(randoms) > 1 else "")
-                     + ").")
+                     + f"){ties}.")
         if len(randoms) > 1 and math.isfinite(sd_r):
             lines.append(f"- One retraining per architecture and one search seed: differences smaller than the spread "
                          f"of the random architectures ({sd_r:.2f}) are not evidence either way.")

@@ -46,6 +46,8 @@ def test_budget_scale_keeps_whole_windows_and_options_replace_budgets():
     specs = {s.searcher: s for s in default_policies(12, budget_scale=0.1)}
     assert specs["path-priority"].budget == 12 and specs["path-priority-verify"].budget == 12
     assert specs["evolution"].budget == 100 and specs["random"].budget == 30
+    half = {s.searcher: s.budget for s in default_policies(12, budget_scale=0.5)}
+    assert half == {"path-priority": 36, "evolution": 500, "random": 150, "path-priority-verify": 36}  # 2.5 -> 3 cycles
     evo = {"population": 6, "generations": 2, "top_k": 2, "mutations": 3, "crossovers": 3}
     specs = default_policies(12, options={"evolution": evo}, names=["evolution", "random"])
     assert [s.searcher for s in specs] == ["evolution", "random"]
@@ -248,3 +250,4 @@ def test_observations_state_the_outcome_from_the_numbers():
     assert "evolution (1000 evals) after retraining*: does not hold in this run (1.00 vs 4.00)" in text
     assert "searched > random after retraining*: holds" in text  # mean 2.5 > 2.0
     assert "Degenerate supernet" in text and "all 40 architectures" in text
+    assert text.count("by tie-breaking only") == 2
