@@ -179,7 +179,10 @@ def plot_supernet_trust(
                 ax.annotate(p.label, (p.supernet, p.retrained), fontsize=6, xytext=(3, 2), textcoords="offset points")
     ax.set_xlabel(f"supernet {fitness_name} (inherited weights, BN recalibrated)")
     ax.set_ylabel(f"retrained {fitness_name}")
-    ax.set_title(f"{title}\nN = {len(points)}, Kendall tau-b = {tau:.2f}, Spearman rho = {rho:.2f}", fontsize=10)
+    def shown(v: float) -> str:
+        return f"{v:.2f}" if math.isfinite(v) else "undefined"
+
+    ax.set_title(f"{title}\nN = {len(points)}, Kendall tau-b = {shown(tau)}, Spearman rho = {shown(rho)}", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     return _save(fig, path)
