@@ -746,8 +746,11 @@ def markdown_body(summary: Mapping[str, Any], *, image_prefix: str = "") -> str:
     seeds = summary["seeds"]
     gpu = summary["device"].startswith("cuda")
     paper = _is_paper_setting(summary)
+    stages = _stage_rows(summary)
+    total_wall, total_cpu = sum(r[3] for r in stages), sum(r[4] for r in stages)
     lines = [
-        f"Command (this invocation took {summary['elapsed_s']:.0f} s on this machine, device `{summary['device']}`):",
+        f"Command (the stages took {total_wall:.0f} s wall, {total_cpu:.0f} s CPU in all on this machine, device "
+        f"`{summary['device']}`; the last invocation {summary['elapsed_s']:.0f} s):",
         "",
         "```",
         summary["command"] or f"oneshot benchmark search-policies --task {summary['task']}",
@@ -763,12 +766,13 @@ def markdown_body(summary: Mapping[str, Any], *, image_prefix: str = "") -> str:
         "",
     ]
     if summary["overrides"] or summary["policy_options"]:
+        parts = [f"policy options {json.dumps(summary['policy_options'])}"] if summary["policy_options"] else []
+        parts += [f"budgets scaled by {summary['budget_scale']:g}"] if summary["budget_scale"] != 1.0 else []
+        parts += ["config overrides as above"] if summary["overrides"] else []
+        text = "; ".join(parts)
         lines += [
-            "**Reduced run.** "
-            + (f"Policy options {json.dumps(summary['policy_options'])}; " if summary["policy_options"] else "")
-            + (f"budgets scaled by {summary['budget_scale']:g}; " if summary["budget_scale"] != 1.0 else "")
-            + ("config overrides as above; " if summary["overrides"] else "")
-            + "it shows the pipeline and its costs, it does not test the paper's ordering.",
+            f"**Reduced run.** {text[0].upper() + text[1:]}: it shows the pipeline and its costs, it does not test "
+            "the paper's ordering.",
             "",
         ]
     elif not paper:
