@@ -132,10 +132,11 @@ class ToyTask(Task):
 
     def evaluate(self, model: nn.Module, archs: Sequence[Architecture], *, split: str = "search") -> list[dict[str, float]]:
         train_x = self._data("train").tensors[0].to(self.device)
+        count = min(len(train_x), 32 * self.config.bn_batches)  # type: ignore[attr-defined]
         out = []
         for arch in archs:
             with activate(model, arch):
-                recalibrate_bn(model, (train_x[i : i + 32] for i in range(0, 32 * self.config.bn_batches, 32)))  # type: ignore[attr-defined]
+                recalibrate_bn(model, (train_x[i : i + 32] for i in range(0, count, 32)))
                 acc = self._accuracy(model, split)
             out.append({"fitness": acc, "accuracy": acc})
         return out
