@@ -233,6 +233,39 @@ class Pipeline:
         scheduler = warmup_multistep(optimizer, warmup_steps=train_cfg.warmup_iterations, milestones=milestones)
         return optimizer, scheduler
 
+    def _trainer(
+        self,
+        model: nn.Module,
+        cfg: Any,
+        *,
+        sampler: Any,
+        optimizer: Any,
+        scheduler: Any,
+        batch_seed: int,
+        run_dir: Path,
+        after_step: Any = None,
+    ) -> SupernetTrainer:
+        """A trainer for the supernet (``sampler`` given) or a frozen model (``sampler=None``)."""
+        return SupernetTrainer(
+            model,
+            sampler=sampler,
+            batches=self.task.train_batches(
+                seed=batch_seed, shard=(get_rank(), get_world_size()), batch_size=cfg.batch_size
+            ),
+            loss_fn=self.task.loss,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            run_dir=run_dir,
+            checkpoint_every=cfg.checkpoint_every,
+            grad_clip=cfg.grad_clip,
+            amp=cfg.amp,
+            device=self.device,
+            move_batch=self.task.move_batch,
+            progress=self.progress,
+            after_step=after_step,
+            sync_batchnorm=bool(cfg.sync_batchnorm) and sampler is not None,
+        )
+
     def load_supernet(self) -> nn.Module:
         """The trained supernet from ``supernet.pt``."""
         path = self.path("supernet")
@@ -258,22 +291,15 @@ class Pipeline:
         model = self.task.build_supernet()
         space = SearchSpace.from_module(model)
         optimizer, scheduler = self._optimizer(model, cfg, self.task.param_groups(model))
-        trainer = SupernetTrainer(
+        trainer = self._trainer(
             model,
+            cfg,
             sampler=build_sampler(cfg.sampler, space, seed=self.config.seed),
-            batches=self.task.train_batches(seed=self.config.seed, shard=(get_rank(), get_world_size())),
-            loss_fn=self.task.loss,
             optimizer=optimizer,
             scheduler=scheduler,
+            batch_seed=self.config.seed,
             run_dir=self.run_dir,
-            checkpoint_every=cfg.checkpoint_every,
-            grad_clip=cfg.grad_clip,
-            amp=cfg.amp,
-            device=self.device,
-            move_batch=self.task.move_batch,
-            progress=self.progress,
             after_step=lambda step: fault_point("train", step),
-            sync_batchnorm=bool(getattr(cfg, "sync_batchnorm", False)),
         )
         log.info("training supernet: %d steps of %d paths x %d images", cfg.iterations, trainer.sampler.window_size, cfg.batch_size)
         result = trainer.fit(cfg.iterations)
@@ -483,22 +509,14 @@ class Pipeline:
         model = freeze(self.task.build_supernet(), arch)
         groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": cfg.lr}]
         optimizer, scheduler = self._optimizer(model, cfg, groups)
-        trainer = SupernetTrainer(
+        trainer = self._trainer(
             model,
+            cfg,
             sampler=None,
-            batches=self.task.train_batches(
-                seed=self.config.seed + 1, shard=(get_rank(), get_world_size()), batch_size=cfg.batch_size
-            ),
-            loss_fn=self.task.loss,
             optimizer=optimizer,
             scheduler=scheduler,
+            batch_seed=self.config.seed + 1,
             run_dir=out_dir,
-            checkpoint_every=cfg.checkpoint_every,
-            grad_clip=cfg.grad_clip,
-            amp=cfg.amp,
-            device=self.device,
-            move_batch=self.task.move_batch,
-            progress=self.progress,
         )
         result = trainer.fit(cfg.iterations, desc="retrain")
         model.eval()
