@@ -117,7 +117,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
         "data": {"synthetic": {"num_images": 300, "size": 128}, "short_sizes": [128], "test_size": 128, "max_size": 128},
         "model": {"preset": "tiny"},
-        "train": {"iterations": 100, "batch_size": 2, "lr": 0.06, "warmup_iterations": 10, "checkpoint_every": 10, "grad_clip": 10.0},
+        "train": {"iterations": 200, "batch_size": 2, "lr": 0.06, "warmup_iterations": 20, "checkpoint_every": 25, "grad_clip": 10.0},
         "eval": {"bn_batches": 4, "bn_batch_size": 4, "batch_size": 8},
         "search": {"searcher": "path-priority", "options": {"path-priority": {"cycles": 5}}, "random_baselines": 5},
         "retrain": {"iterations": 600, "batch_size": 2, "lr": 0.02, "warmup_iterations": 50, "checkpoint_every": 100, "grad_clip": 10.0},
