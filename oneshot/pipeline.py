@@ -15,6 +15,7 @@ search and report evaluations are split by candidates, and rank 0 writes the run
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -233,6 +234,20 @@ class Pipeline:
         scheduler = warmup_multistep(optimizer, warmup_steps=train_cfg.warmup_iterations, milestones=milestones)
         return optimizer, scheduler
 
+    def _train_batches(self, seed: int, batch_size: int) -> Any:
+        """The task's training batches at ``batch_size``; tasks written before ``train_batches``
+        took ``batch_size`` keep working (with their own ``train.batch_size``)."""
+        shard = (get_rank(), get_world_size())
+        if "batch_size" in inspect.signature(self.task.train_batches).parameters:
+            return self.task.train_batches(seed=seed, shard=shard, batch_size=batch_size)
+        if batch_size != self.config.train.batch_size:
+            log.warning(
+                "task %r does not accept batch_size in train_batches(); using its train.batch_size, not %d",
+                self.task_cls.name,
+                batch_size,
+            )
+        return self.task.train_batches(seed=seed, shard=shard)
+
     def _trainer(
         self,
         model: nn.Module,
@@ -249,9 +264,7 @@ class Pipeline:
         return SupernetTrainer(
             model,
             sampler=sampler,
-            batches=self.task.train_batches(
-                seed=batch_seed, shard=(get_rank(), get_world_size()), batch_size=cfg.batch_size
-            ),
+            batches=self._train_batches(batch_seed, cfg.batch_size),
             loss_fn=self.task.loss,
             optimizer=optimizer,
             scheduler=scheduler,
