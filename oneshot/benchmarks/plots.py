@@ -10,10 +10,11 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from oneshot.viz import _figure, _save  # one Agg-canvas figure helper for all plots
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -30,23 +31,6 @@ __all__ = [
 PathLike = str | os.PathLike[str]
 
 KIND_COLOURS = {"found": "tab:red", "top-k": "tab:orange", "random": "tab:blue"}
-
-
-def _figure(size: tuple[float, float]) -> Figure:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=size, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig: Figure, path: PathLike | None) -> Figure:
-    if path is not None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=120)
-    return fig
 
 
 def _finite(value: float | None) -> bool:
