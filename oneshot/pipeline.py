@@ -469,7 +469,7 @@ class Pipeline:
         def write() -> None:
             _atomic_write_text(self.path("report_json"), json.dumps(report, indent=1))
             _atomic_write_text(self.path("report_md"), _report_markdown(report))
-            self._plots(result)
+            self._plots(result, space)
 
         _on_main(write, "writing the report")
         return report
@@ -489,16 +489,11 @@ class Pipeline:
         _on_main(lambda: _atomic_write_text(cache, json.dumps(metrics)), f"writing {cache}")
         return metrics
 
-    def _space(self) -> SearchSpace:
-        if "_space_cache" not in self.__dict__:
-            self.__dict__["_space_cache"] = SearchSpace.from_module(self.task.build_supernet())
-        return self.__dict__["_space_cache"]
-
-    def _plots(self, result: Any) -> None:
+    def _plots(self, result: Any, space: SearchSpace) -> None:
         from oneshot import viz
 
         if result.score_table is not None:
-            viz.plot_score_heatmap(result, self._space(), path=self.run_dir / "scores.png")
+            viz.plot_score_heatmap(result, space, path=self.run_dir / "scores.png")
         viz.plot_explored_models({result.searcher: result}, path=self.run_dir / "explored.png")
 
     # ----------------------------------------------------------------- stage: retrain / export
