@@ -110,7 +110,9 @@ class PanopticTask(Task):
         from oneshot.train import component_param_groups
 
         t = self.config.train
-        return component_param_groups(model, lr=t.lr, weight_decay=t.weight_decay, multipliers=t.lr_multipliers)
+        return component_param_groups(
+            model, lr=t.lr, weight_decay=t.weight_decay, multipliers=t.lr_multipliers, window_size=t.paths_per_step
+        )
 
     def train_batches(
         self, *, seed: int, shard: tuple[int, int] = (0, 1), batch_size: int | None = None
@@ -138,8 +140,11 @@ class PanopticTask(Task):
         return model(images, targets)
 
     # ----------------------------------------------------------------- evaluation
-    def _eval_set(self, split: str) -> tuple[list[list[torch.Tensor]], list[Any], list[tuple[int, int]]]:
-        """Decoded images in batches, prepared ground truth and original sizes (cached per split)."""
+    def _eval_set(
+        self, split: str
+    ) -> tuple[list[list[torch.Tensor]], list[Any], list[tuple[int, int]], list[torch.Tensor]]:
+        """Decoded images in batches, prepared ground truth, original sizes and semantic targets at
+        the network's input size (cached per split)."""
         cache = self.__dict__.setdefault("_eval_cache", {})
         if split in cache:
             return cache[split]
@@ -147,15 +152,16 @@ class PanopticTask(Task):
 
         ds = self._dataset(split, train=False)
         n = len(ds) if self.config.eval.max_images is None else min(len(ds), self.config.eval.max_images)
-        images, gts, sizes = [], [], []
+        images, gts, sizes, semantic = [], [], [], []
         for i in range(n):
             image, target = ds[i]
             images.append(image.to(self.device))
             gts.append(prepare_ground_truth(target["panoptic"], image_id=target["image_id"]))
             sizes.append(tuple(int(s) for s in target["orig_size"]))
+            semantic.append(target["semantic"])
         bs = self.config.eval.batch_size
         batches = [images[i : i + bs] for i in range(0, n, bs)]
-        cache[split] = (batches, gts, sizes)
+        cache[split] = (batches, gts, sizes, semantic)
         return cache[split]
 
     def _bn_batches(self) -> list[list[torch.Tensor]]:
@@ -174,15 +180,18 @@ class PanopticTask(Task):
     def _panoptic_quality(self, model: nn.Module, split: str) -> dict[str, float]:
         from oneshot_panoptic.fusion import panoptic_fusion
         from oneshot_panoptic.pq import PanopticQuality
+        from oneshot_panoptic.semantic_metrics import SemanticConfusion
 
         e = self.config.eval
-        batches, gts, sizes = self._eval_set(SEARCH_SPLIT.get(split, split))
+        batches, gts, sizes, semantic = self._eval_set(SEARCH_SPLIT.get(split, split))
         pq = PanopticQuality(self.metadata)
+        confusion = SemanticConfusion(self.metadata.num_stuff + 1)
         model.eval()
         index = 0
         for images in batches:
             outputs = model(images)
             for out in outputs:
+                confusion.update(out["sem_seg"], semantic[index])
                 out = _to_size(out, sizes[index])
                 pred = panoptic_fusion(
                     out,
@@ -195,7 +204,7 @@ class PanopticTask(Task):
                 )
                 pq.process(gts[index], pred)
                 index += 1
-        return pq_metrics(pq.evaluate())
+        return {**pq_metrics(pq.evaluate()), **confusion.metrics()}
 
     def evaluate(self, model: nn.Module, archs: Sequence[Architecture], *, split: str = "search") -> list[dict[str, float]]:
         """BN recalibration on training images, inference on ``nas_val`` (or ``val``), fusion, PQ."""

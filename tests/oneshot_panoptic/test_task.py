@@ -68,8 +68,9 @@ def test_report_and_architecture(reference):
     report = json.loads((reference / "report.json").read_text())
     arch = json.loads((reference / "architecture.json").read_text())
     assert [len(arch[c]) for c in ("backbone", "head", "inter")] == [8, 7, 9]
-    for key in ("pq", "sq", "rq", "pq_th", "pq_st"):
+    for key in ("pq", "sq", "rq", "pq_th", "pq_st", "sem_miou", "sem_acc"):
         assert key in report["found"]["metrics"]
+    assert 0.0 <= report["found"]["metrics"]["sem_acc"] <= 100.0
     assert report["search_cost"]["evaluations"] == 12
     for name in ("scores.png", "explored.png", "training_loss.png", "report.md"):
         assert (reference / name).exists()
