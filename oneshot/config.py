@@ -55,6 +55,12 @@ class TrainConfig(StrictModel):
         None, description="per-component lr factors; null = derived from the fair window (k/m)"
     )
     sampler: Literal["fair", "uniform"] = "fair"
+    paths_per_step: int | None = Field(
+        None,
+        ge=1,
+        description="paths per optimizer step (window); null = the space's fair window, which 'fair' "
+        "needs (or a multiple); 'uniform' takes any size, 1 = single-path SPOS steps",
+    )
     grad_clip: float | None = Field(None, gt=0)
     amp: bool = False
     sync_batchnorm: bool = Field(False, description="SyncBatchNorm across ranks during training (CUDA only)")

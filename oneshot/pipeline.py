@@ -303,11 +303,15 @@ class Pipeline:
         torch.manual_seed(self.config.seed)
         model = self.task.build_supernet()
         space = SearchSpace.from_module(model)
+        try:
+            sampler = build_sampler(cfg.sampler, space, seed=self.config.seed, window_size=cfg.paths_per_step)
+        except ValueError as exc:
+            raise ConfigError(f"train.paths_per_step: {exc}") from None
         optimizer, scheduler = self._optimizer(model, cfg, self.task.param_groups(model))
         trainer = self._trainer(
             model,
             cfg,
-            sampler=build_sampler(cfg.sampler, space, seed=self.config.seed),
+            sampler=sampler,
             optimizer=optimizer,
             scheduler=scheduler,
             batch_seed=self.config.seed,

@@ -96,13 +96,19 @@ class UniformSampler(Sampler):
 class FairSampler(Sampler):
     """Strictly fair sampling (FairNAS), generalised to layers with different choice counts.
 
-    A window has ``m = lcm(choice counts)`` paths. Each layer's column is ``m / k`` independent
-    random permutations of its ``k`` choices, concatenated, so inside every window every choice of
-    every layer is used exactly ``m / k`` times.
+    A window has ``m = lcm(choice counts)`` paths (or a multiple of it, ``window_size``). Each
+    layer's column is ``m / k`` independent random permutations of its ``k`` choices, concatenated,
+    so inside every window every choice of every layer is used exactly ``m / k`` times.
     """
 
-    def __init__(self, space: SearchSpace, *, seed: int = 0) -> None:
-        super().__init__(space, seed=seed, window_size=space.window_size)
+    def __init__(self, space: SearchSpace, *, seed: int = 0, window_size: int | None = None) -> None:
+        lcm = space.window_size
+        if window_size is not None and (window_size < 1 or window_size % lcm):
+            raise ValueError(
+                f"a fair window must hold a multiple of {lcm} paths (the lcm of the choice counts), "
+                f"got {window_size}; use the uniform sampler for other sizes"
+            )
+        super().__init__(space, seed=seed, window_size=window_size or lcm)
 
     def _draw_window(self) -> np.ndarray:
         m = self._window_size
@@ -113,10 +119,11 @@ class FairSampler(Sampler):
         return np.stack(columns, axis=1)
 
 
-def build_sampler(name: str, space: SearchSpace, *, seed: int = 0) -> Sampler:
-    """A sampler by name: ``"fair"`` or ``"uniform"``."""
+def build_sampler(name: str, space: SearchSpace, *, seed: int = 0, window_size: int | None = None) -> Sampler:
+    """A sampler by name: ``"fair"`` or ``"uniform"``, with ``window_size`` paths per window
+    (``None``: the space's fair window; ``"fair"`` needs a multiple of it)."""
     if name == "fair":
-        return FairSampler(space, seed=seed)
+        return FairSampler(space, seed=seed, window_size=window_size)
     if name == "uniform":
-        return UniformSampler(space, seed=seed)
+        return UniformSampler(space, seed=seed, window_size=window_size)
     raise ValueError(f"unknown sampler {name!r}; choose 'fair' or 'uniform'")

@@ -107,7 +107,9 @@ class Task(ABC):
         from oneshot.train import component_param_groups
 
         t = self.config.train
-        return component_param_groups(model, lr=t.lr, weight_decay=t.weight_decay, multipliers=t.lr_multipliers)
+        return component_param_groups(
+            model, lr=t.lr, weight_decay=t.weight_decay, multipliers=t.lr_multipliers, window_size=t.paths_per_step
+        )
 
     def move_batch(self, batch: Any, device: torch.device) -> Any:
         from oneshot.train import _move_to_device

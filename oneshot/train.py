@@ -80,9 +80,11 @@ def component_param_groups(
     """Optimizer parameter groups with a learning-rate multiplier per component.
 
     Parameters inside a :class:`ChoiceLayer` belong to that layer's component; all others are
-    ``"shared"``. With ``multipliers=None`` the multipliers follow from fair windows: a candidate of
-    a layer with ``k`` choices is used ``m / k`` times per ``m``-path window, so its group gets
-    ``k / m`` (``m`` = ``window_size`` or the model's fair window) and shared parameters ``1 / m``.
+    ``"shared"``. With ``multipliers=None`` the multipliers turn a window's summed gradient into an
+    average over the paths that used a parameter: a candidate of a layer with ``k`` choices is used
+    ``m / k`` times per ``m``-path window, so its group gets ``k / m`` (``m`` = ``window_size`` or
+    the model's fair window) and shared parameters ``1 / m``. When ``m < k`` (e.g. single-path
+    uniform sampling, ``m = 1``) a candidate is used at most once per window and gets ``1``.
     Explicit ``multipliers`` map component names (and ``"shared"``) to factors.
 
     Every group carries ``"component"`` and ``"lr_multiplier"`` keys; ``lr`` is the base rate.
@@ -105,7 +107,7 @@ def component_param_groups(
                 )
             mult = float(multipliers[component])
         else:
-            mult = k / m
+            mult = min(1.0, k / m)
         groups.setdefault((component, mult), []).append(p)
     return [
         {

@@ -105,6 +105,7 @@ def test_other_searcher_reuses_the_store(reference_run, tmp_path):
         (["--preset", "huge"], "unknown preset 'huge' for task 'toy'; available: tiny"),
         (["--config", "/nonexistent.yaml"], "cannot read config /nonexistent.yaml"),
         (["--searcher", "annealing"], "annealing"),
+        (["--set", "train.paths_per_step=5"], "train.paths_per_step: a fair window must hold a multiple of"),
     ],
 )
 def test_bad_input_is_one_line(tmp_path, args, message):
@@ -193,3 +194,29 @@ def test_tasks_without_batch_size_argument_still_train(tmp_path):
     pipe = open_run("toy-old-style", run_dir=tmp_path / "r", progress=False, preset="tiny", overrides=["train.iterations=2"])
     pipe.train_supernet()
     assert (tmp_path / "r" / "supernet.pt").exists()
+
+
+def test_single_path_uniform_training_resumes_exactly(tmp_path, monkeypatch):
+    import oneshot.pipeline as pipeline
+
+    overrides = ["train.sampler=uniform", "train.paths_per_step=1", "train.iterations=6", "train.checkpoint_every=2"]
+
+    def run(name):
+        return pipeline.open_run("toy", run_dir=tmp_path / name, progress=False, preset="tiny", overrides=overrides)
+
+    reference = run("a").train_supernet().state_dict()
+    assert "6 steps of 1 paths" in (tmp_path / "a" / "log.txt").read_text()
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_step_3(stage, step):
+        if stage == "train" and step == 3:
+            raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pipeline, "fault_point", kill_after_step_3)
+        with pytest.raises(Killed):
+            run("b").train_supernet()
+    resumed = run("b").train_supernet().state_dict()
+    assert all(torch.equal(reference[k], resumed[k]) for k in reference)

@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from oneshot import FairSampler, SearchSpace, UniformSampler
+from oneshot.sampling import build_sampler
 
 choice_counts = st.lists(st.integers(min_value=1, max_value=6), min_size=1, max_size=12)
 
@@ -87,3 +88,24 @@ def test_uniform_window_size_and_iteration():
     assert u.window_size == 3
     assert len(u.next_window()) == 3
     assert UniformSampler(space, seed=0, window_size=5).window_size == 5
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(1, 4), min_size=1, max_size=5), st.integers(2, 3), st.integers(0, 2**31 - 1))
+def test_fair_window_multiples_stay_fair(counts, times, seed):
+    space = _space(counts)
+    m = space.window_size * times
+    window = np.array([a.choices for a in FairSampler(space, seed=seed, window_size=m).next_window()])
+    assert window.shape == (m, len(counts))
+    for col, k in zip(window.T, counts, strict=True):
+        assert np.bincount(col, minlength=k).tolist() == [m // k] * k
+
+
+def test_fair_window_must_be_a_multiple_of_the_lcm():
+    space = _space([2, 3])
+    with pytest.raises(ValueError, match="multiple of 6"):
+        FairSampler(space, window_size=4)
+    with pytest.raises(ValueError, match="multiple of 6"):
+        build_sampler("fair", space, window_size=1)
+    single = build_sampler("uniform", space, seed=1, window_size=1)
+    assert isinstance(single, UniformSampler) and len(single.next_window()) == 1

@@ -72,6 +72,17 @@ def test_fair_lr_multipliers_match_reference_rule(toy_supernet):
         component_param_groups(model, lr=1.0, multipliers={"shared": 1, "body": 1})
 
 
+def test_lr_multipliers_average_over_the_paths_that_used_a_parameter(toy_supernet):
+    def mults(window_size):
+        groups = component_param_groups(toy_supernet, lr=1.0, window_size=window_size)
+        return {g["component"]: g["lr_multiplier"] for g in groups}
+
+    # A doubled fair window halves every factor; single-path steps (SPOS) use plain SGD.
+    assert mults(12) == {"shared": pytest.approx(1 / 12), "body": pytest.approx(3 / 12), "head": pytest.approx(2 / 12)}
+    assert mults(1) == {"shared": 1.0, "body": 1.0, "head": 1.0}
+    assert mults(2) == {"shared": 0.5, "body": 1.0, "head": 1.0}
+
+
 def test_training_learns_and_one_step_per_window(tmp_path):
     trainer = _trainer(tmp_path)
     steps_seen = []
