@@ -765,8 +765,8 @@ def markdown_body(summary: Mapping[str, Any], *, image_prefix: str = "") -> str:
         f"{name} is on the search split, inherited weights with BN recalibration.",
         "",
     ]
-    if summary["overrides"] or summary["policy_options"]:
-        parts = [f"policy options {json.dumps(summary['policy_options'])}"] if summary["policy_options"] else []
+    if summary["policy_options"]:
+        parts = [f"policy options {json.dumps(summary['policy_options'])}"]
         parts += [f"budgets scaled by {summary['budget_scale']:g}"] if summary["budget_scale"] != 1.0 else []
         parts += ["config overrides as above"] if summary["overrides"] else []
         text = "; ".join(parts)
@@ -776,12 +776,19 @@ def markdown_body(summary: Mapping[str, Any], *, image_prefix: str = "") -> str:
             "",
         ]
     elif not paper:
-        budgets = ", ".join(f"{p['label']}" for p in summary["policies"])
-        lines += [
-            f"**Scaled budgets.** The paper's budgets times {summary['budget_scale']:g} ({budgets}): the policies keep "
-            "the paper's budget ratios, not its absolute budgets.",
-            "",
-        ]
+        if summary["budget_scale"] != 1.0:
+            budgets = ", ".join(f"{p['label']}" for p in summary["policies"])
+            lines += [
+                f"**Scaled budgets.** The paper's budgets times {summary['budget_scale']:g} ({budgets}): the policies "
+                "keep the paper's budget ratios, not its absolute budgets.",
+                "",
+            ]
+        if summary["overrides"]:
+            lines += [
+                f"**Config overrides.** The run's config is preset `{summary['preset']}` changed by the overrides "
+                "above; every figure below is for that config.",
+                "",
+            ]
     header = (f"| policy | models evaluated | new to the shared store | search time, new evaluations (s) | "
               f"search time as if unshared (s) | supernet {name} | retrained {name} |"
               + "".join(f" {EXTRA_COLUMNS[k]} |" for k in extra))
