@@ -106,14 +106,6 @@ class PanopticTask(Task):
         model = build_autopanoptic(m.preset, num_things=meta.num_things, num_stuff=meta.num_stuff, **m.overrides)
         return model.to(self.device)
 
-    def param_groups(self, model: nn.Module) -> list[dict[str, Any]]:
-        from oneshot.train import component_param_groups
-
-        t = self.config.train
-        return component_param_groups(
-            model, lr=t.lr, weight_decay=t.weight_decay, multipliers=t.lr_multipliers, window_size=t.paths_per_step
-        )
-
     def train_batches(
         self, *, seed: int, shard: tuple[int, int] = (0, 1), batch_size: int | None = None
     ) -> Iterator[Any]:
