@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 # A toy config whose evaluation is not trivially short: wider net, bigger images, more data.
-TOY_DEFAULTS = ["data.num_val=1024", "data.image_size=16", "model.width=32", "model.num_layers=4", "bn_batches=8"]
+TOY_DEFAULTS = ["data.num_val=1024", "data.image_size=16", "model.width=32", "model.num_layers=4", "eval.bn_batches=8"]
 
 
 def _free_port() -> int:

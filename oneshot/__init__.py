@@ -12,6 +12,7 @@ from oneshot.errors import (
     DatasetError,
     OneshotError,
 )
+from oneshot.evaluation import Evaluator, inference_on_batches
 from oneshot.sampling import FairSampler, Sampler, UniformSampler, build_sampler
 from oneshot.space import Architecture, ChoiceLayer, LayerSpec, SearchSpace
 from oneshot.supernet import (
@@ -33,6 +34,7 @@ __all__ = [
     "ChoiceLayer",
     "ConfigError",
     "DatasetError",
+    "Evaluator",
     "FairSampler",
     "FlopsParams",
     "LayerSpec",
@@ -47,6 +49,7 @@ __all__ = [
     "count_flops_params",
     "distributed",
     "freeze",
+    "inference_on_batches",
     "recalibrate_bn",
     "search",
 ]

@@ -20,6 +20,7 @@ __all__ = [
     "StrictModel",
     "TrainConfig",
     "SearchConfig",
+    "EvalConfig",
     "RunConfig",
     "load_config",
     "parse_overrides",
@@ -79,6 +80,14 @@ class SearchConfig(StrictModel):
     random_baselines: int = Field(5, ge=0, description="random architectures evaluated for the report")
 
 
+class EvalConfig(StrictModel):
+    """Evaluation of an architecture on the supernet. Tasks subclass it to add their own fields."""
+
+    bn_batches: int = Field(
+        4, ge=0, description="BN recalibration batches per evaluated architecture (0 = keep the supernet's statistics)"
+    )
+
+
 class RunConfig(StrictModel):
     """Top-level config shared by all tasks. Tasks subclass it and add their own sections."""
 
@@ -87,6 +96,7 @@ class RunConfig(StrictModel):
     threads: int | None = Field(None, ge=1, description="torch CPU threads (null: torch's default)")
     train: TrainConfig = Field(default_factory=TrainConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
     retrain: TrainConfig = Field(
         default_factory=TrainConfig,
         description="training of the frozen found architecture from scratch (one batch per step)",

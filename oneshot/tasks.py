@@ -42,6 +42,8 @@ class Task(ABC):
     name: ClassVar[str]
     config_class: ClassVar[type[RunConfig]] = RunConfig
     description: ClassVar[str] = ""
+    #: Metric keys shown in reports and benchmark tables, in order (``fitness`` is always shown).
+    report_columns: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,

@@ -76,7 +76,6 @@ class ToyModelConfig(StrictModel):
 class ToyConfig(RunConfig):
     data: ToyDataConfig = Field(default_factory=ToyDataConfig)
     model: ToyModelConfig = Field(default_factory=ToyModelConfig)
-    bn_batches: int = Field(4, ge=0)
 
 
 def _toy_split(n: int, size: int, seed: int) -> TensorDataset:
@@ -96,6 +95,7 @@ class ToyTask(Task):
     name = "toy"
     config_class = ToyConfig
     description = "tiny 3-class classification on random tensors (tests and smoke runs)"
+    report_columns = ("accuracy",)
 
     @classmethod
     def presets(cls) -> dict[str, dict[str, Any]]:
@@ -132,7 +132,7 @@ class ToyTask(Task):
 
     def evaluate(self, model: nn.Module, archs: Sequence[Architecture], *, split: str = "search") -> list[dict[str, float]]:
         train_x = self._data("train").tensors[0].to(self.device)
-        count = min(len(train_x), 32 * self.config.bn_batches)  # type: ignore[attr-defined]
+        count = min(len(train_x), 32 * self.config.eval.bn_batches)
         out = []
         for arch in archs:
             with activate(model, arch):

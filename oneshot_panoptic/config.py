@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from oneshot.config import RunConfig, StrictModel
+from oneshot.config import EvalConfig, RunConfig, StrictModel
 
 __all__ = [
     "SplitConfig",
@@ -91,7 +91,7 @@ class PanopticModelConfig(StrictModel):
     overrides: dict[str, Any] = Field(default_factory=dict, description="fields of AutoPanopticPreset / BackboneSpec")
 
 
-class PanopticEvalConfig(StrictModel):
+class PanopticEvalConfig(EvalConfig):
     """How an architecture is scored on the supernet (search fitness) and how outputs are fused."""
 
     bn_batches: int = Field(8, ge=0, description="BN recalibration batches of training images")

@@ -40,6 +40,7 @@ class PanopticTask(Task):
     name = "panoptic"
     config_class = PanopticConfig
     description = "Auto-Panoptic (NeurIPS 2020) on COCO-panoptic data; synthetic data by default"
+    report_columns = ("pq", "sq", "rq", "pq_th", "pq_st", "sem_miou")
     config: PanopticConfig
 
     @classmethod

@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
 import oneshot
-from oneshot.config import RunConfig, StrictModel
+from oneshot.config import EvalConfig, RunConfig, StrictModel
 from oneshot.data import ResumableBatches
 from oneshot.space import Architecture
 from oneshot.tasks import Task
@@ -42,7 +42,7 @@ class ModelConfig(StrictModel):
     width: int = Field(16, ge=1, description="channels at 8x8 (twice as many at 4x4)")
 
 
-class EvalConfig(StrictModel):
+class DigitsEvalConfig(EvalConfig):
     bn_batches: int = Field(4, ge=1, description="training batches used to recalibrate BatchNorm per evaluated path")
     bn_batch_size: int = Field(128, ge=1)
 
@@ -52,7 +52,7 @@ class DigitsConfig(RunConfig):
 
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
-    eval: EvalConfig = Field(default_factory=EvalConfig)
+    eval: DigitsEvalConfig = Field(default_factory=DigitsEvalConfig)
 
 
 # ----------------------------------------------------------------------------- data
