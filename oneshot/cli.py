@@ -1,7 +1,8 @@
 """The ``oneshot`` command line.
 
-Core commands live here; plug-ins add commands through the ``oneshot.commands`` entry-point group
-(a click command or group per entry), so the core never imports a plug-in directly.
+Core commands live here; each plug-in adds its own group of commands through the
+``oneshot.commands`` entry-point group (``oneshot panoptic ...``), so the core never imports a
+plug-in directly and two plug-ins cannot shadow each other's commands.
 """
 
 from __future__ import annotations
@@ -22,9 +23,12 @@ class _OneshotGroup(click.Group):
     """A click group that loads plug-in commands lazily and reports user errors on one line."""
 
     def _plugin_commands(self) -> dict[str, Any]:
-        found = {}
+        found: dict[str, Any] = {}
         for ep in entry_points(group="oneshot.commands"):
-            found[ep.name] = ep
+            if ep.name in found and found[ep.name].value != ep.value:
+                found[ep.name] = _Clash(ep.name, (found[ep.name].value, ep.value))
+            elif ep.name not in found:
+                found[ep.name] = ep
         return found
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -37,7 +41,9 @@ class _OneshotGroup(click.Group):
             return cmd
         ep = self._plugin_commands().get(cmd_name)
         if ep is None:
-            return None
+            return _moved_command(cmd_name) if cmd_name in MOVED_COMMANDS else None
+        if isinstance(ep, _Clash):
+            return _broken_command(cmd_name, " and ".join(ep.targets), ValueError("two plug-ins register this command"))
         try:
             loaded = ep.load()
         except Exception as exc:  # a broken plug-in must not break the whole CLI
@@ -53,6 +59,32 @@ class _OneshotGroup(click.Group):
             raise click.ClickException(str(exc)) from None
         except FileNotFoundError as exc:
             raise click.ClickException(f"file not found: {exc.filename or exc}") from None
+
+
+class _Clash:
+    """Two installed plug-ins register the same command name: neither silently wins."""
+
+    def __init__(self, name: str, targets: tuple[str, str]) -> None:
+        self.name, self.targets, self.value = name, targets, " and ".join(targets)
+
+
+#: Spellings of earlier versions, and what replaced them (each fails with one line naming it).
+MOVED_COMMANDS = {
+    "evaluate": "oneshot panoptic evaluate",
+    "data": "oneshot panoptic data",
+    "benchmark": "python -m benchmarks.<name> from a source checkout (see docs/benchmarks.md)",
+}
+
+
+def _moved_command(name: str) -> click.Command:
+    message = f"`oneshot {name}` has moved: use `{MOVED_COMMANDS[name]}`"
+
+    @click.command(name=name, hidden=True, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def _cmd(args: tuple[str, ...]) -> None:
+        raise click.ClickException(message)
+
+    return _cmd
 
 
 def _broken_command(name: str, target: str, exc: Exception) -> click.Command:
@@ -75,7 +107,7 @@ def cli() -> None:
 def _run_options(func: Any) -> Any:
     """Options shared by every command that works on a run directory."""
     options = [
-        click.option("--task", "task", default="panoptic", show_default=True, help="task name (see `oneshot tasks`)"),
+        click.option("--task", "task", default=None, help="task name or module:Class (see `oneshot tasks`); default: the only installed task"),
         click.option("--preset", default=None, help="named preset of the task (default: the task's first)"),
         click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="YAML config file"),
         click.option("--out", "out", type=click.Path(file_okay=False), default=None, help="run directory [default: runs/TASK-PRESET]"),
@@ -88,7 +120,26 @@ def _run_options(func: Any) -> Any:
     return func
 
 
-def _open(task: str, preset: str | None, config_path: str | None, out: str | None, overrides: tuple[str, ...], device: str | None, quiet: bool) -> Any:
+def _resolve_task(task: str | None, out: str | None = None) -> str:
+    """The task to run: the one given, else the task of an existing run directory ``out``, else
+    the only installed task besides the core's ``toy`` (several: a one-line error listing them)."""
+    if task:
+        return task
+    from oneshot.run import RunDir
+    from oneshot.tasks import available_tasks
+
+    if out is not None:
+        saved, _ = RunDir(out).saved_config()
+        if saved:
+            return saved
+
+    names = [n for n in available_tasks() if n != "toy"]  # the toy task ships with the core for tests
+    if len(names) == 1:
+        return names[0]
+    raise click.UsageError(f"--task is required; installed tasks: {', '.join(available_tasks()) or 'none'}")
+
+
+def _open(task: str | None, preset: str | None, config_path: str | None, out: str | None, overrides: tuple[str, ...], device: str | None, quiet: bool) -> Any:
     import logging
 
     from oneshot.pipeline import open_run
@@ -99,7 +150,7 @@ def _open(task: str, preset: str | None, config_path: str | None, out: str | Non
         logger = logging.getLogger("oneshot")
         if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler) for h in logger.handlers):
             logger.addHandler(console)
-    return open_run(task, run_dir=out, preset=preset, config_path=config_path, overrides=overrides, device=device, progress=not quiet)
+    return open_run(_resolve_task(task, out), run_dir=out, preset=preset, config_path=config_path, overrides=overrides, device=device, progress=not quiet)
 
 
 def _echo(quiet: bool, text: str) -> None:
@@ -128,7 +179,7 @@ def tasks_command() -> None:
 @_run_options
 @click.option("--searcher", default=None, help="path-priority, evolution, random, ... (default: the config's)")
 @click.option("--retrain", is_flag=True, help="also retrain the found architecture from scratch and evaluate it on val")
-def search_command(task: str, preset: str | None, config_path: str | None, out: str | None, overrides: tuple[str, ...], device: str | None, quiet: bool, searcher: str | None, retrain: bool) -> None:
+def search_command(task: str | None, preset: str | None, config_path: str | None, out: str | None, overrides: tuple[str, ...], device: str | None, quiet: bool, searcher: str | None, retrain: bool) -> None:
     """Run the whole job: data, supernet training, search, report (and --retrain).
 
     Re-running the same command resumes: finished stages are reused, training continues from its
@@ -141,20 +192,20 @@ def search_command(task: str, preset: str | None, config_path: str | None, out: 
     model = pipe.train_supernet()
     result = pipe.search(model)
     report = pipe.report(model, result)
-    found = report["found"]["metrics"]
+    found = report.found.metrics
     _echo(quiet, f"found architecture: {json.dumps(result.best.to_json())}")
     _echo(quiet, "metrics on the search split: " + ", ".join(f"{k}={v:.2f}" for k, v in found.items() if isinstance(v, float)))
-    if report.get("random_median_fitness") is not None:
-        _echo(quiet, f"median fitness of {len(report['random'])} random architectures: {report['random_median_fitness']:.2f}")
+    if report.random_median_fitness is not None:
+        _echo(quiet, f"median fitness of {len(report.random)} random architectures: {report.random_median_fitness:.2f}")
     _echo(quiet, f"report: {pipe.path('report_md')}")
     if retrain:
-        metrics = pipe.retrain(result.best)
+        metrics = pipe.retrain(result.best).metrics
         _echo(quiet, "retrained, on val: " + ", ".join(f"{k}={v:.2f}" for k, v in metrics.items() if isinstance(v, float)))
 
 
 @cli.command("train-supernet")
 @_run_options
-def train_supernet_command(task: str, preset: str | None, config_path: str | None, out: str | None, overrides: tuple[str, ...], device: str | None, quiet: bool) -> None:
+def train_supernet_command(task: str | None, preset: str | None, config_path: str | None, out: str | None, overrides: tuple[str, ...], device: str | None, quiet: bool) -> None:
     """Only train the supernet (or resume its training) in the run directory."""
     pipe = _open(task, preset, config_path, out, overrides, device, quiet)
     pipe.train_supernet()
@@ -164,22 +215,17 @@ def train_supernet_command(task: str, preset: str | None, config_path: str | Non
 @cli.command("retrain")
 @_run_options
 @click.option("--arch", "arch_path", type=click.Path(dir_okay=False), default=None, help="architecture JSON [default: the run's architecture.json]")
-def retrain_command(task: str, preset: str | None, config_path: str | None, out: str | None, overrides: tuple[str, ...], device: str | None, quiet: bool, arch_path: str | None) -> None:
+def retrain_command(task: str | None, preset: str | None, config_path: str | None, out: str | None, overrides: tuple[str, ...], device: str | None, quiet: bool, arch_path: str | None) -> None:
     """Train a frozen architecture from scratch and evaluate it on val."""
-    from oneshot.space import SearchSpace
-
     pipe = _open(task, preset, config_path, out, overrides, device, quiet)
-    space = SearchSpace.from_module(pipe.task.build_supernet())
-    arch = pipe.found_architecture(space, arch_path)
-    metrics = pipe.retrain(arch)
-    click.echo(json.dumps(metrics, indent=1))
+    click.echo(json.dumps(pipe.retrain(arch_path=arch_path).to_json(), indent=1))
 
 
 @cli.command("evaluate-arch")
 @_run_options
 @click.option("--arch", "arch_path", type=click.Path(dir_okay=False), default=None, help="architecture JSON [default: the run's architecture.json]")
 @click.option("--split", type=click.Choice(["search", "val"]), default="search", show_default=True)
-def evaluate_arch_command(task: str, preset: str | None, config_path: str | None, out: str | None, overrides: tuple[str, ...], device: str | None, quiet: bool, arch_path: str | None, split: str) -> None:
+def evaluate_arch_command(task: str | None, preset: str | None, config_path: str | None, out: str | None, overrides: tuple[str, ...], device: str | None, quiet: bool, arch_path: str | None, split: str) -> None:
     """Evaluate an architecture on the trained supernet (inherited weights, BN recalibrated)."""
     pipe = _open(task, preset, config_path, out, overrides, device, quiet)
     model = pipe.load_supernet()
@@ -194,7 +240,7 @@ def evaluate_arch_command(task: str, preset: str | None, config_path: str | None
 @_run_options
 @click.option("--arch", "arch_path", type=click.Path(dir_okay=False), default=None, help="architecture JSON [default: the run's architecture.json]")
 @click.option("--output", type=click.Path(dir_okay=False), default=None, help="file to write [default: RUN/exported.pt]")
-def export_command(task: str, preset: str | None, config_path: str | None, out: str | None, overrides: tuple[str, ...], device: str | None, quiet: bool, arch_path: str | None, output: str | None) -> None:
+def export_command(task: str | None, preset: str | None, config_path: str | None, out: str | None, overrides: tuple[str, ...], device: str | None, quiet: bool, arch_path: str | None, output: str | None) -> None:
     """Freeze an architecture with the supernet's weights into a standalone model file."""
     from pathlib import Path
 

@@ -12,13 +12,15 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from oneshot.errors import ConfigError
 
 __all__ = [
     "StrictModel",
+    "OptimConfig",
     "TrainConfig",
+    "RetrainConfig",
     "SearchConfig",
     "EvalConfig",
     "RunConfig",
@@ -26,7 +28,6 @@ __all__ = [
     "parse_overrides",
     "apply_overrides",
     "validate_config",
-    "config_to_yaml",
     "deep_merge",
 ]
 
@@ -39,34 +40,71 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
 
 
-class TrainConfig(StrictModel):
+class OptimConfig(StrictModel):
+    """What supernet training and retraining share: steps, batch, optimizer and schedule."""
+
+    iterations: int = Field(100, ge=0, description="optimizer steps")
+    batch_size: int = Field(2, ge=1, description="images per batch")
+    lr: float = Field(0.02, gt=0, description="base learning rate")
+    optimizer: Literal["sgd", "adamw"] = Field("sgd", description="sgd (with momentum) or adamw")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas")
+    weight_decay: float = Field(1e-4, ge=0)
+    schedule: Literal["multistep", "cosine", "onecycle"] = Field(
+        "multistep", description="multistep (warmup, x0.1 at milestones), cosine (warmup, decay to 0) or onecycle"
+    )
+    warmup_iterations: int = Field(0, ge=0, description="linear warmup steps (onecycle: its rising phase)")
+    milestones: list[float] = Field(
+        default_factory=lambda: [8 / 12, 11 / 12],
+        description="multistep: lr decay points as fractions of iterations (x0.1 each)",
+    )
+    grad_clip: float | None = Field(None, gt=0, description="max global gradient norm (null: no clipping)")
+    amp: bool = Field(False, description="mixed precision on CUDA")
+    checkpoint_every: int = Field(50, ge=1)
+    num_workers: int = Field(0, ge=0, description="data-loading worker processes")
+
+    @field_validator("milestones")
+    @classmethod
+    def _fractions(cls, value: list[float]) -> list[float]:
+        bad = [f for f in value if not 0.0 <= f <= 1.0]
+        if bad:
+            raise ValueError(f"milestones are fractions of the run in [0, 1]; got {bad}")
+        return sorted(value)
+
+
+class TrainConfig(OptimConfig):
     """Supernet training (one optimizer step per sampler window)."""
 
     iterations: int = Field(100, ge=0, description="optimizer steps (each over one window of paths)")
     batch_size: int = Field(2, ge=1, description="images per path (one batch per path)")
     lr: float = Field(0.02, gt=0, description="base learning rate before component multipliers")
-    momentum: float = Field(0.9, ge=0, lt=1)
-    weight_decay: float = Field(1e-4, ge=0)
-    warmup_iterations: int = Field(0, ge=0)
-    milestones: list[float] = Field(
-        default_factory=lambda: [8 / 12, 11 / 12],
-        description="lr decay points as fractions of iterations (x0.1 each)",
-    )
     lr_multipliers: dict[str, float] | None = Field(
         None, description="per-component lr factors; null = derived from the fair window (k/m)"
     )
-    sampler: Literal["fair", "uniform"] = "fair"
+    sampler: str = Field("fair", description="registered sampler: fair (strictly fair windows) or uniform (SPOS)")
     paths_per_step: int | None = Field(
         None,
         ge=1,
         description="paths per optimizer step (window); null = the space's fair window, which 'fair' "
         "needs (or a multiple); 'uniform' takes any size, 1 = single-path SPOS steps",
     )
-    grad_clip: float | None = Field(None, gt=0)
-    amp: bool = False
     sync_batchnorm: bool = Field(False, description="SyncBatchNorm across ranks during training (CUDA only)")
-    checkpoint_every: int = Field(50, ge=1)
-    num_workers: int = Field(0, ge=0)
+
+    @field_validator("sampler")
+    @classmethod
+    def _known_sampler(cls, value: str) -> str:
+        from oneshot.sampling import SAMPLERS
+
+        if value not in SAMPLERS:
+            raise ValueError(f"unknown sampler {value!r}; available: {', '.join(SAMPLERS.names())}")
+        return value
+
+
+class RetrainConfig(OptimConfig):
+    """Training of a frozen architecture from scratch (one batch per optimizer step)."""
+
+    iterations: int = Field(100, ge=0, description="optimizer steps (one batch each)")
+    batch_size: int = Field(2, ge=1, description="images per optimizer step")
 
 
 class SearchConfig(StrictModel):
@@ -97,8 +135,8 @@ class RunConfig(StrictModel):
     train: TrainConfig = Field(default_factory=TrainConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
-    retrain: TrainConfig = Field(
-        default_factory=TrainConfig,
+    retrain: RetrainConfig = Field(
+        default_factory=RetrainConfig,
         description="training of the frozen found architecture from scratch (one batch per step)",
     )
 
@@ -153,7 +191,8 @@ def _format_validation_error(exc: ValidationError, source: str) -> str:
         else:
             got = err.get("input")
             shown = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
-            parts.append(f"{loc}: {err['msg']}{shown}")
+            message = str(err["msg"]).removeprefix("Value error, ")  # our validators' own words
+            parts.append(f"{loc}: {message}{shown}")
     return f"invalid config {source}: " + "; ".join(parts)
 
 
@@ -201,8 +240,3 @@ def load_config(
         data = apply_overrides(data, overrides)
         source = f"{source} with --set overrides" if path is not None else "(--set overrides)"
     return validate_config(cls, data, source=source)
-
-
-def config_to_yaml(config: BaseModel) -> str:
-    """The full config (defaults included) as YAML text."""
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from oneshot.registry import Registry
 from oneshot.space import Architecture, SearchSpace
 
-__all__ = ["Sampler", "UniformSampler", "FairSampler", "build_sampler"]
+__all__ = ["SAMPLERS", "FairSampler", "Sampler", "UniformSampler", "build_sampler"]
 
 
 class Sampler(ABC):
@@ -19,6 +20,8 @@ class Sampler(ABC):
     A *window* is the group of paths whose gradients are accumulated before one optimizer step.
     Iterating over a sampler yields architectures forever, window after window.
     """
+
+    name: ClassVar[str] = ""
 
     def __init__(self, space: SearchSpace, *, seed: int = 0, window_size: int | None = None) -> None:
         self.space = space
@@ -88,6 +91,8 @@ class UniformSampler(Sampler):
     optimizer steps over the same number of paths.
     """
 
+    name = "uniform"
+
     def _draw_window(self) -> np.ndarray:
         counts = np.asarray(self.space.num_choices)
         return self._rng.integers(0, counts, size=(self._window_size, len(counts)))
@@ -100,6 +105,8 @@ class FairSampler(Sampler):
     layer's column is ``m / k`` independent random permutations of its ``k`` choices, concatenated,
     so inside every window every choice of every layer is used exactly ``m / k`` times.
     """
+
+    name = "fair"
 
     def __init__(self, space: SearchSpace, *, seed: int = 0, window_size: int | None = None) -> None:
         lcm = space.window_size
@@ -119,11 +126,13 @@ class FairSampler(Sampler):
         return np.stack(columns, axis=1)
 
 
+SAMPLERS: Registry[Sampler] = Registry("sampler", base=Sampler, entry_point_group="oneshot.samplers")
+SAMPLERS.register(FairSampler)
+SAMPLERS.register(UniformSampler)
+
+
 def build_sampler(name: str, space: SearchSpace, *, seed: int = 0, window_size: int | None = None) -> Sampler:
-    """A sampler by name: ``"fair"`` or ``"uniform"``, with ``window_size`` paths per window
-    (``None``: the space's fair window; ``"fair"`` needs a multiple of it)."""
-    if name == "fair":
-        return FairSampler(space, seed=seed, window_size=window_size)
-    if name == "uniform":
-        return UniformSampler(space, seed=seed, window_size=window_size)
-    raise ValueError(f"unknown sampler {name!r}; choose 'fair' or 'uniform'")
+    """A sampler by registered name (``"fair"``, ``"uniform"``, or one of a plug-in), with
+    ``window_size`` paths per window (``None``: the space's fair window; ``"fair"`` needs a
+    multiple of it)."""
+    return SAMPLERS.get(name)(space, seed=seed, window_size=window_size)

@@ -149,11 +149,9 @@ class Architecture:
 
     def save(self, path: str | Path) -> None:
         """Write the grouped JSON form to ``path`` (atomically)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json()) + "\n")
-        tmp.replace(path)
+        from oneshot.files import atomic_write_text
+
+        atomic_write_text(path, json.dumps(self.to_json()) + "\n")
 
     @classmethod
     def load(cls, space: SearchSpace, path: str | Path) -> Architecture:

@@ -3,33 +3,33 @@
 A task bundles everything problem-specific: its config model and presets, data preparation,
 the supernet, training batches and loss, and the evaluation of architectures on the supernet
 (the search fitness). Third-party packages register tasks through the ``oneshot.tasks``
-entry-point group (``name = "package.module:TaskClass"``) or in-process with
-:func:`register_task`. The core never imports a task package directly.
+entry-point group (``name = "package.module:TaskClass"``), scripts in-process with
+:func:`register_task`, and an unpackaged task is addressed as ``module:Class``
+(``oneshot search --task mypkg.tasks:MyTask``). The core never imports a task package directly.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
-from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
 
 from oneshot.config import RunConfig
-from oneshot.errors import OneshotError
+from oneshot.registry import Registry, UnknownNameError
 from oneshot.space import Architecture
 
-__all__ = ["Task", "register_task", "get_task", "available_tasks", "UnknownTaskError"]
+__all__ = ["TASKS", "Task", "UnknownTaskError", "available_tasks", "get_task", "register_task"]
 
 ENTRY_POINT_GROUP = "oneshot.tasks"
 
+Stage = Literal["supernet", "retrain"]
 
-class UnknownTaskError(OneshotError, KeyError):
-    def __str__(self) -> str:  # KeyError quotes its message otherwise
-        return str(self.args[0])
+
+UnknownTaskError = UnknownNameError
 
 
 class Task(ABC):
@@ -104,8 +104,15 @@ class Task(ABC):
         """Evaluate a frozen, retrained model; metrics dict with a ``"fitness"`` key."""
         raise NotImplementedError(f"task {self.name!r} does not support evaluating standalone models")
 
-    def param_groups(self, model: nn.Module) -> list[dict[str, Any]]:
-        """Optimizer parameter groups; default: fair per-component multipliers (see oneshot.train)."""
+    def param_groups(self, model: nn.Module, *, stage: Stage = "supernet") -> list[dict[str, Any]]:
+        """Optimizer parameter groups for ``stage`` (``"supernet"`` training or ``"retrain"``).
+
+        Default: the supernet gets per-component learning-rate multipliers that average a
+        window's summed gradients (see :func:`oneshot.train.component_param_groups`); a
+        retrained model gets one group of all its trainable parameters.
+        """
+        if stage == "retrain":
+            return [{"params": [p for p in model.parameters() if p.requires_grad], "lr": self.config.retrain.lr}]
         from oneshot.train import component_param_groups
 
         t = self.config.train
@@ -113,49 +120,41 @@ class Task(ABC):
             model, lr=t.lr, weight_decay=t.weight_decay, multipliers=t.lr_multipliers, window_size=t.paths_per_step
         )
 
+    def build_optimizer(
+        self, model: nn.Module, *, stage: Stage = "supernet"
+    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+        """The optimizer and learning-rate schedule for ``stage``; default: from the config section
+        (``train`` or ``retrain``: ``optimizer``, ``schedule`` and their options) over
+        :meth:`param_groups`. Override to use another optimizer or schedule altogether."""
+        from oneshot.train import build_optimizer, build_scheduler
+
+        cfg = self.config.train if stage == "supernet" else self.config.retrain
+        optimizer = build_optimizer(self.param_groups(model, stage=stage), cfg)
+        return optimizer, build_scheduler(optimizer, cfg)
+
     def move_batch(self, batch: Any, device: torch.device) -> Any:
-        from oneshot.train import _move_to_device
+        """Move one training batch to ``device`` (default: every tensor in nested lists/dicts)."""
+        from oneshot.train import move_to_device
 
-        return _move_to_device(batch, device)
+        return move_to_device(batch, device)
 
 
-_REGISTRY: dict[str, type[Task]] = {}
+TASKS: Registry[Task] = Registry("task", base=Task, entry_point_group=ENTRY_POINT_GROUP)
+"""Every task: registered in-process, installed through the ``oneshot.tasks`` entry points, or
+addressed as ``module:Class``."""
 
 
 def register_task(cls: type[Task]) -> type[Task]:
-    """Register a task class in-process (a decorator). Duplicate names are an error."""
-    name = getattr(cls, "name", None)
-    if not name:
-        raise ValueError(f"{cls.__name__} has no task name")
-    existing = _REGISTRY.get(name)
-    if existing is not None and existing is not cls:
-        raise ValueError(f"task {name!r} is already registered by {existing.__module__}.{existing.__name__}")
-    _REGISTRY[name] = cls
-    return cls
-
-
-def _entry_points() -> dict[str, Any]:
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    """Register a task class in-process under its ``name`` (a decorator). Duplicate names are an error."""
+    return TASKS.register(cls)
 
 
 def available_tasks() -> list[str]:
     """Names of all tasks: registered in-process or through the ``oneshot.tasks`` entry points."""
-    return sorted(set(_REGISTRY) | set(_entry_points()))
+    return TASKS.names()
 
 
 def get_task(name: str) -> type[Task]:
-    """The task class registered as ``name``; an unknown name lists the available ones."""
-    if name in _REGISTRY:
-        return _REGISTRY[name]
-    ep = _entry_points().get(name)
-    if ep is None:
-        raise UnknownTaskError(f"unknown task {name!r}; available tasks: {', '.join(available_tasks()) or 'none'}")
-    try:
-        cls = ep.load()
-    except ImportError as exc:
-        raise OneshotError(f"task {name!r} ({ep.value}) could not be imported: {exc}") from None
-    if not (isinstance(cls, type) and issubclass(cls, Task)):
-        raise OneshotError(f"entry point {name!r} ({ep.value}) is not a oneshot Task subclass")
-    if getattr(cls, "name", name) != name:
-        raise OneshotError(f"entry point {name!r} loads a task named {cls.name!r}")
-    return register_task(cls)
+    """The task registered as ``name``, or the class at ``module:Class``; an unknown name lists
+    the available ones."""
+    return TASKS.get(name)

@@ -1,13 +1,22 @@
-"""Tiny reference supernets for tests, docs and examples (instant on a CPU)."""
+"""A tiny reference supernet and task for tests, docs and examples (instant on a CPU)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from typing import Any
+
 import torch
+from pydantic import Field
 from torch import nn
+from torch.utils.data import TensorDataset
 
-from oneshot.space import ChoiceLayer
+from oneshot.config import RunConfig, StrictModel
+from oneshot.data import ResumableBatches
+from oneshot.space import Architecture, ChoiceLayer
+from oneshot.supernet import activate, recalibrate_bn
+from oneshot.tasks import Task
 
-__all__ = ["ToySupernet"]
+__all__ = ["ToyConfig", "ToySupernet", "ToyTask"]
 
 
 class ToySupernet(nn.Module):
@@ -46,20 +55,6 @@ class ToySupernet(nn.Module):
         for layer in self.body:
             x = layer(x)
         return self.head(x.mean(dim=(2, 3)))
-
-
-# ----------------------------------------------------------------------------- a toy task
-from collections.abc import Iterator, Sequence  # noqa: E402
-from typing import Any  # noqa: E402
-
-from pydantic import Field  # noqa: E402
-from torch.utils.data import TensorDataset  # noqa: E402
-
-from oneshot.config import RunConfig, StrictModel  # noqa: E402
-from oneshot.data import ResumableBatches  # noqa: E402
-from oneshot.space import Architecture  # noqa: E402
-from oneshot.supernet import activate, recalibrate_bn  # noqa: E402
-from oneshot.tasks import Task  # noqa: E402
 
 
 class ToyDataConfig(StrictModel):

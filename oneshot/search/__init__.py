@@ -21,6 +21,7 @@ from oneshot.search.path_priority_verify import (
 )
 from oneshot.search.random import RandomSearcher
 from oneshot.search.registry import (
+    SEARCHERS,
     available_searchers,
     build_searcher,
     get_searcher_class,
@@ -28,12 +29,11 @@ from oneshot.search.registry import (
 )
 from oneshot.search.store import EvaluationStore, StoreError
 
-register_searcher("path-priority", PathPrioritySearcher)
-register_searcher("evolution", EvolutionSearcher)
-register_searcher("random", RandomSearcher)
-register_searcher("path-priority-verify", VerifiedPathPrioritySearcher)
+for _cls in (PathPrioritySearcher, EvolutionSearcher, RandomSearcher, VerifiedPathPrioritySearcher):
+    register_searcher(_cls)
 
 __all__ = [
+    "SEARCHERS",
     "AdditiveModel",
     "BatchFitness",
     "Constraint",

@@ -1,58 +1,48 @@
-"""Searchers addressed by name: ``register_searcher``, ``build_searcher``, ``available_searchers``."""
+"""Searchers addressed by name: ``register_searcher``, ``build_searcher``, ``available_searchers``.
+
+The registry is a :class:`oneshot.registry.Registry`; installed packages add searchers through the
+``oneshot.searchers`` entry-point group.
+"""
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
+from oneshot.registry import Registry, RegistryError
 from oneshot.search.base import Searcher
 from oneshot.space import SearchSpace
 
-__all__ = ["available_searchers", "build_searcher", "get_searcher_class", "register_searcher"]
+__all__ = ["SEARCHERS", "available_searchers", "build_searcher", "get_searcher_class", "register_searcher"]
 
-S = TypeVar("S", bound=type[Searcher])
-
-_SEARCHERS: dict[str, type[Searcher]] = {}
+SEARCHERS: Registry[Searcher] = Registry("searcher", base=Searcher, entry_point_group="oneshot.searchers")
 
 
-def register_searcher(name: str, cls: type[Searcher] | None = None) -> Any:
-    """Register a :class:`Searcher` subclass under ``name``; usable as ``@register_searcher("x")``.
+def register_searcher(name: str | type[Searcher], cls: type[Searcher] | None = None) -> Any:
+    """Register a :class:`Searcher` subclass: ``register_searcher(MySearcher)`` or
+    ``@register_searcher`` (under its ``name`` attribute), ``register_searcher("x", MySearcher)``
+    or ``@register_searcher("x")``.
 
     Raises ``ValueError`` if the name is taken (by another class) or the class is not a searcher.
     """
-
-    def _register(klass: S) -> S:
-        if not (isinstance(klass, type) and issubclass(klass, Searcher)):
-            raise ValueError(f"searcher {name!r}: {klass!r} is not a Searcher subclass")
-        existing = _SEARCHERS.get(name)
-        if existing is not None and existing is not klass:
-            raise ValueError(
-                f"searcher name {name!r} is already registered by {existing.__module__}.{existing.__qualname__}"
-            )
-        _SEARCHERS[name] = klass
-        return klass
-
+    if isinstance(name, type):
+        return SEARCHERS.register(name)
     if not name or not isinstance(name, str):
-        raise ValueError(f"a searcher name must be a non-empty string, got {name!r}")
+        raise RegistryError(f"a searcher name must be a non-empty string, got {name!r}")
     if cls is not None:
-        return _register(cls)  # type: ignore[type-var]
-    return _register
+        return SEARCHERS.register(cls, name=name)
+    return SEARCHERS.register(name=name)
 
 
 def available_searchers() -> list[str]:
     """Names of the registered searchers, sorted."""
-    return sorted(_SEARCHERS)
+    return SEARCHERS.names()
 
 
 def get_searcher_class(name: str) -> type[Searcher]:
     """The class registered as ``name``; ``ValueError`` listing the available names otherwise."""
-    try:
-        return _SEARCHERS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown searcher {name!r}; available: {', '.join(available_searchers())}"
-        ) from None
+    return SEARCHERS.get(name)
 
 
 def build_searcher(name: str, space: SearchSpace, *, budget: int | None = None, **options: Any) -> Searcher:
@@ -63,17 +53,18 @@ def build_searcher(name: str, space: SearchSpace, *, budget: int | None = None, 
     ``ValueError`` naming the accepted ones.
     """
     cls = get_searcher_class(name)
+    accepted = _accepted_options(cls.__init__)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"searcher {name!r} has no option {', '.join(map(repr, unknown))}; "
+            f"accepted: {', '.join(accepted)} (or budget, with seed only)"
+        )
     if budget is not None:
         extra = sorted(set(options) - {"seed"})
         if extra:
             raise ValueError(f"searcher {name!r}: with a budget only 'seed' may be set, got {extra}")
         return cls.with_budget(space, int(budget), **options)
-    accepted = _accepted_options(cls.__init__)
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise ValueError(
-            f"searcher {name!r} has no option {', '.join(map(repr, unknown))}; accepted: {', '.join(accepted)}"
-        )
     return cls(space, **options)
 
 

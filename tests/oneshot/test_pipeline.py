@@ -179,23 +179,6 @@ def test_retrain_uses_retrain_batch_size(tmp_path):
     assert batch[0].shape[0] == 4
 
 
-def test_tasks_without_batch_size_argument_still_train(tmp_path):
-    from oneshot.pipeline import open_run
-    from oneshot.tasks import register_task
-    from oneshot.testing import ToyTask
-
-    class OldStyleTask(ToyTask):
-        name = "toy-old-style"
-
-        def train_batches(self, *, seed, shard=(0, 1)):  # written before batch_size existed
-            return super().train_batches(seed=seed, shard=shard)
-
-    register_task(OldStyleTask)
-    pipe = open_run("toy-old-style", run_dir=tmp_path / "r", progress=False, preset="tiny", overrides=["train.iterations=2"])
-    pipe.train_supernet()
-    assert (tmp_path / "r" / "supernet.pt").exists()
-
-
 def test_single_path_uniform_training_resumes_exactly(tmp_path, monkeypatch):
     import oneshot.pipeline as pipeline
 

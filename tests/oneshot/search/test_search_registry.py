@@ -26,7 +26,7 @@ def test_unknown_name_lists_the_available_ones(space):
 
 
 def test_duplicate_registration_is_loud(monkeypatch):
-    monkeypatch.setattr(registry_module, "_SEARCHERS", dict(registry_module._SEARCHERS))
+    monkeypatch.setattr(registry_module.SEARCHERS, "_entries", dict(registry_module.SEARCHERS._entries))
     register_searcher("random", RandomSearcher)  # same class again: harmless
     with pytest.raises(ValueError, match="already registered"):
         register_searcher("random", EvolutionSearcher)

@@ -4,7 +4,7 @@ Each step draws one window of paths from a sampler and one batch per path, accum
 gradients of all paths (summed), optionally clips them, and takes one optimizer step. With the
 strictly fair sampler every choice of every layer receives the same number of gradients per step.
 Because gradients are *summed*, parameters used by more paths of a window receive proportionally
-larger updates; :func:`component_param_groups` compensates with per-parameter learning-rate
+larger updates; :func:`~oneshot.train.component_param_groups` compensates with per-parameter learning-rate
 multipliers (``k / m`` for a candidate of a ``k``-choice layer in an ``m``-path window, ``1 / m``
 for shared parameters), which reproduces the reference code's backbone lr/3, head lr/2,
 inter lr/4, shared lr/12 on the paper's space.
@@ -20,15 +20,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
-import random
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -48,99 +45,16 @@ from oneshot.distributed import (
 )
 from oneshot.errors import CheckpointError
 from oneshot.sampling import Sampler
-from oneshot.space import Architecture, ChoiceLayer, SearchSpace
+from oneshot.space import Architecture, SearchSpace
 from oneshot.supernet import activate
+from oneshot.train import checkpoint
 
-__all__ = [
-    "SupernetTrainer",
-    "TrainResult",
-    "LossFn",
-    "component_param_groups",
-    "warmup_multistep",
-    "save_checkpoint",
-    "load_checkpoint",
-]
+__all__ = ["LossFn", "StandaloneTrainer", "SupernetTrainer", "TrainResult", "move_to_device"]
 
 log = logging.getLogger(__name__)
 
 LossFn = Callable[[nn.Module, Any], "torch.Tensor | Mapping[str, torch.Tensor]"]
 """``loss_fn(model, batch)`` returns a scalar loss or a mapping of named losses (summed)."""
-
-CHECKPOINT_FORMAT = "oneshot-supernet-checkpoint/1"
-
-
-def component_param_groups(
-    model: nn.Module,
-    *,
-    lr: float,
-    weight_decay: float = 0.0,
-    multipliers: Mapping[str, float] | None = None,
-    window_size: int | None = None,
-) -> list[dict[str, Any]]:
-    """Optimizer parameter groups with a learning-rate multiplier per component.
-
-    Parameters inside a :class:`ChoiceLayer` belong to that layer's component; all others are
-    ``"shared"``. With ``multipliers=None`` the multipliers turn a window's summed gradient into an
-    average over the paths that used a parameter: a candidate of a layer with ``k`` choices is used
-    ``m / k`` times per ``m``-path window, so its group gets ``k / m`` (``m`` = ``window_size`` or
-    the model's fair window) and shared parameters ``1 / m``. When ``m < k`` (e.g. single-path
-    uniform sampling, ``m = 1``) a candidate is used at most once per window and gets ``1``.
-    Explicit ``multipliers`` map component names (and ``"shared"``) to factors.
-
-    Every group carries ``"component"`` and ``"lr_multiplier"`` keys; ``lr`` is the base rate.
-    """
-    space = SearchSpace.from_module(model)
-    m = window_size or space.window_size
-    owner: dict[int, tuple[str, int]] = {}
-    for layer in (mod for mod in model.modules() if isinstance(mod, ChoiceLayer)):
-        for p in layer.parameters():
-            owner.setdefault(id(p), (layer.component, layer.num_choices))
-    groups: dict[tuple[str, float], list[nn.Parameter]] = {}
-    for p in model.parameters():
-        if not p.requires_grad:
-            continue
-        component, k = owner.get(id(p), ("shared", 1))
-        if multipliers is not None:
-            if component not in multipliers:
-                raise ValueError(
-                    f"no learning-rate multiplier for component {component!r}; given: {sorted(multipliers)}"
-                )
-            mult = float(multipliers[component])
-        else:
-            mult = min(1.0, k / m)
-        groups.setdefault((component, mult), []).append(p)
-    return [
-        {
-            "params": params,
-            "lr": lr * mult,
-            "initial_lr": lr * mult,
-            "weight_decay": weight_decay,
-            "component": component,
-            "lr_multiplier": mult,
-        }
-        for (component, mult), params in groups.items()
-    ]
-
-
-def warmup_multistep(
-    optimizer: torch.optim.Optimizer,
-    *,
-    warmup_steps: int = 0,
-    warmup_factor: float = 0.001,
-    milestones: tuple[int, ...] = (),
-    gamma: float = 0.1,
-) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warmup then step decay at ``milestones`` (optimizer steps), as in Detectron."""
-
-    def factor(step: int) -> float:
-        decay = gamma ** sum(step >= m for m in milestones)
-        if step < warmup_steps:
-            alpha = step / max(1, warmup_steps)
-            return decay * (warmup_factor * (1 - alpha) + alpha)
-        return decay
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
 
 @dataclass
 class TrainResult:
@@ -150,52 +64,6 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
     resumed_from: int | None = None
-
-
-def _rng_state() -> dict[str, Any]:
-    state: dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state(),
-        "python": random.getstate(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: Mapping[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def save_checkpoint(path: str | Path, payload: Mapping[str, Any]) -> None:
-    """Write ``payload`` with ``torch.save`` atomically (temp file, fsync, rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        torch.save({"format": CHECKPOINT_FORMAT, **payload}, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
-
-
-def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint`; a damaged file is detected, not loaded."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        with open(path, "rb") as fh:
-            payload = torch.load(fh, map_location=map_location, weights_only=False)
-    except Exception as exc:  # torch raises many types for damaged files
-        raise CheckpointError(f"checkpoint {path} is corrupted or unreadable ({type(exc).__name__}: {exc})") from None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path} is not a oneshot supernet checkpoint")
-    return payload
 
 
 class SupernetTrainer:
@@ -208,7 +76,7 @@ class SupernetTrainer:
         batches: an endless iterator of batches; if it has ``state_dict``/``load_state_dict``
             (like :class:`~oneshot.data.ResumableBatches`) its position is checkpointed too.
         loss_fn: ``loss_fn(model, batch)`` for the active path: a scalar or a dict of losses.
-        optimizer: built over the model's parameters (see :func:`component_param_groups`).
+        optimizer: built over the model's parameters (see :func:`~oneshot.train.component_param_groups`).
         scheduler: optional, stepped once per optimizer step.
         run_dir: where ``checkpoint.pt`` lives; ``None`` disables checkpoints and resume.
         checkpoint_every: optimizer steps between checkpoints (and one at the end).
@@ -263,7 +131,7 @@ class SupernetTrainer:
         self.device = torch.device(device)
         self.amp = bool(amp) and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda") if self.amp else None
-        self.move_batch = move_batch or _move_to_device
+        self.move_batch = move_batch or move_to_device
         self.progress = progress
         self.on_step = on_step
         self.after_step = after_step
@@ -320,7 +188,7 @@ class SupernetTrainer:
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "sampler": self.sampler.state_dict() if self.sampler is not None else None,
             "batches": self.batches.state_dict() if hasattr(self.batches, "state_dict") else None,
-            "rng": _rng_state(),
+            "rng": checkpoint.rng_state(),
         }
         if self.distributed:  # collective: every process's RNG streams, so each resumes its own
             per_rank = all_gather_object(state["rng"])
@@ -344,7 +212,7 @@ class SupernetTrainer:
             self.sampler.load_state_dict(state["sampler"])
         if state.get("batches") is not None and hasattr(self.batches, "load_state_dict"):
             self.batches.load_state_dict(state["batches"])
-        _set_rng_state(self._own_rng_state(state, source))
+        checkpoint.set_rng_state(self._own_rng_state(state, source))
         self.step = int(state["step"])
         self.losses = list(state["losses"])
 
@@ -367,12 +235,12 @@ class SupernetTrainer:
             return
         state = self.state_dict()
         if not self.distributed:
-            save_checkpoint(self.checkpoint_path, state)
+            checkpoint.save_checkpoint(self.checkpoint_path, state)
             return
         error = None
         if is_main():
             try:
-                save_checkpoint(self.checkpoint_path, state)
+                checkpoint.save_checkpoint(self.checkpoint_path, state)
             except Exception as exc:  # every process must learn of it, not wait forever
                 error = exc
         raise_if_any_failed(error, "writing the checkpoint")
@@ -390,11 +258,11 @@ class SupernetTrainer:
         if not exists:
             return False
         if not self.distributed:
-            self.load_state_dict(load_checkpoint(path, map_location=self.device), source=str(path))
+            self.load_state_dict(checkpoint.load_checkpoint(path, map_location=self.device), source=str(path))
             return True
         error = None
         try:
-            self.load_state_dict(load_checkpoint(path, map_location=self.device), source=str(path))
+            self.load_state_dict(checkpoint.load_checkpoint(path, map_location=self.device), source=str(path))
         except Exception as exc:
             error = exc
         raise_if_any_failed(error, f"resuming from {path}")
@@ -514,8 +382,6 @@ class SupernetTrainer:
                     lr = self.optimizer.param_groups[0]["lr"] / self.optimizer.param_groups[0].get("lr_multiplier", 1.0)
                     bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
                     bar.update(1)
-                if not math.isfinite(loss):
-                    break
                 if self.step % self.checkpoint_every == 0 or self.step == num_steps:
                     self.save()
                 if self.after_step is not None:
@@ -531,13 +397,24 @@ class SupernetTrainer:
         )
 
 
-def _move_to_device(batch: Any, device: torch.device) -> Any:
+class StandaloneTrainer(SupernetTrainer):
+    """Trains a standalone model (e.g. a frozen architecture retrained from scratch): one batch
+    per optimizer step, with the same checkpoints, exact resume, clipping, AMP and distributed
+    gradient averaging as :class:`SupernetTrainer` (whose arguments it takes, less ``sampler``)."""
+
+    def __init__(self, model: nn.Module, **kwargs: Any) -> None:
+        if "sampler" in kwargs:
+            raise TypeError("StandaloneTrainer trains one fixed model: it takes no sampler")
+        super().__init__(model, sampler=None, **kwargs)
+
+
+def move_to_device(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=True)
     if isinstance(batch, Mapping):
-        return {k: _move_to_device(v, device) for k, v in batch.items()}
+        return {k: move_to_device(v, device) for k, v in batch.items()}
     if isinstance(batch, tuple) and hasattr(batch, "_fields"):
-        return type(batch)(*(_move_to_device(v, device) for v in batch))
+        return type(batch)(*(move_to_device(v, device) for v in batch))
     if isinstance(batch, (list, tuple)):
-        return type(batch)(_move_to_device(v, device) for v in batch)
+        return type(batch)(move_to_device(v, device) for v in batch)
     return batch
