@@ -1,7 +1,7 @@
 """Candidate-evaluation throughput with 1 vs N processes (docs/benchmarks.md, "Distributed evaluation").
 
 Each configuration is a real ``torchrun`` job (``python -m torch.distributed.run``): every process
-builds the task and the same supernet, and :class:`oneshot.distributed.DistributedBatchFitness`
+builds the task and the same supernet, and :class:`oneshot.study.Study` with a :class:`~oneshot.study.ShardedExecutor`
 splits the candidates across the processes exactly as ``oneshot search`` does under
 ``torchrun`` (each process evaluates a contiguous slice, the results are all-gathered). The
 timed region is the whole batch, from a barrier to the gathered results, after one untimed
@@ -49,7 +49,6 @@ def worker(args: argparse.Namespace) -> None:
 
     from oneshot.config import load_config
     from oneshot.distributed import (
-        DistributedBatchFitness,
         all_gather_object,
         barrier,
         get_rank,
@@ -57,9 +56,9 @@ def worker(args: argparse.Namespace) -> None:
         init_distributed,
         is_main,
         local_device,
-        sharded_map,
     )
     from oneshot.space import SearchSpace
+    from oneshot.study import ShardedExecutor, Study, sharded_map
     from oneshot.tasks import get_task
     from oneshot.train import load_checkpoint
 
@@ -91,7 +90,7 @@ def worker(args: argparse.Namespace) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     start, cpu_start = time.perf_counter(), time.process_time()
-    values = DistributedBatchFitness(fitness)(candidates)
+    values = [e.fitness for e in Study(fitness, executor=ShardedExecutor()).evaluate(candidates)]
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = max(all_gather_object(time.perf_counter() - start))
@@ -102,7 +101,7 @@ def worker(args: argparse.Namespace) -> None:
             "candidates": len(candidates),
             "seconds": seconds,
             "cpu_seconds": cpu_seconds,
-            "fitness": [float(v["fitness"]) for v in values],
+            "fitness": values,
             "device": str(device if device.type == "cpu" else torch.cuda.get_device_name(device)),
         }))
     if get_rank() == 0:

@@ -1,10 +1,10 @@
-"""``torch.distributed`` helpers: process-group set-up, collectives, gradient reduction, sharded evaluation.
+"""``torch.distributed`` helpers: process-group set-up, collectives and gradient reduction.
 
 Every helper also works in a plain single process (no process group): ranks collapse to ``0`` of
 ``1``, collectives return their input, barriers do nothing. So library code calls them
 unconditionally and behaves exactly as before when nobody launched it with ``torchrun``.
 
-Two designs live here (see ``docs/distributed.md``):
+Two designs (see ``docs/distributed.md``); the first lives here:
 
 * **Supernet training** does not wrap the model in ``DistributedDataParallel``. Each process
   accumulates the gradients of a whole fair window locally, then :func:`all_reduce_gradients`
@@ -14,36 +14,26 @@ Two designs live here (see ``docs/distributed.md``):
   only somewhere counts as zero elsewhere. This is correct for single-path supernets without
   ``find_unused_parameters`` and keeps the model unwrapped (``activate``, task losses calling
   model methods and checkpoint keys all stay as they are).
-* **Candidate evaluation** is split by candidates, not by data: :func:`sharded_map` gives every
-  process a contiguous slice of a batch (path-priority's fair window, evolution's generation),
-  and all-gathers the results in order. Each candidate is evaluated exactly as one process would
-  (same BN-recalibration batches, same validation data), so the search is unchanged.
+* **Candidate evaluation** is split by candidates, not by data: that lives with the evaluations,
+  in :class:`oneshot.study.ShardedExecutor`; :func:`shard_bounds` here gives a process its slice.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import time
-from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from oneshot.errors import OneshotError
-from oneshot.search.base import BatchFitness, Evaluation, FitnessValue, HistoryEntry
-from oneshot.space import Architecture, SearchSpace
-
-if TYPE_CHECKING:
-    from oneshot.search.store import EvaluationStore
 
 __all__ = [
     "DistributedError",
-    "DistributedBatchFitness",
-    "StoreReplica",
     "all_gather_object",
     "all_reduce_gradients",
     "barrier",
@@ -57,10 +47,8 @@ __all__ = [
     "is_initialized",
     "is_main",
     "local_device",
-    "open_shared_store",
     "raise_if_any_failed",
     "shard_bounds",
-    "sharded_map",
     "sync_batchnorm",
 ]
 
@@ -343,7 +331,7 @@ def sync_batchnorm(model: nn.Module) -> Iterator[nn.Module]:
             setattr(parent, name, child)
 
 
-# ----------------------------------------------------------------------------- sharded evaluation
+# ----------------------------------------------------------------------------- sharding
 def shard_bounds(n: int, rank: int, world_size: int) -> tuple[int, int]:
     """``[start, stop)`` of rank's contiguous slice of ``n`` items; sizes differ by at most one."""
     if not 0 <= rank < world_size:
@@ -351,168 +339,3 @@ def shard_bounds(n: int, rank: int, world_size: int) -> tuple[int, int]:
     base, extra = divmod(n, world_size)
     start = rank * base + min(rank, extra)
     return start, start + base + (1 if rank < extra else 0)
-
-
-def sharded_map(
-    fn: Callable[[list[T]], Sequence[R]],
-    items: Sequence[T],
-    *,
-    key: Callable[[T], Hashable] | None = None,
-) -> list[R]:
-    """``fn(items)`` computed in parallel: each process maps its contiguous slice, results gathered.
-
-    Every process must call it with the same ``items`` (checked through ``key(item)`` when
-    given); all get the full list of results in item order. If ``fn`` fails on one process,
-    every process raises (see :func:`raise_if_any_failed`).
-    """
-    items = list(items)
-    world = get_world_size()
-    if world == 1:
-        out = list(fn(items)) if items else []
-        if len(out) != len(items):
-            raise ValueError(f"sharded function returned {len(out)} results for {len(items)} items")
-        return out
-    start, stop = shard_bounds(len(items), get_rank(), world)
-    mine = items[start:stop]
-    keys = [key(i) for i in items] if key is not None else len(items)
-    error: BaseException | None = None
-    results: list[R] = []
-    try:
-        results = list(fn(mine)) if mine else []
-        if len(results) != len(mine):
-            raise ValueError(f"sharded function returned {len(results)} results for {len(mine)} items")
-    except Exception as exc:  # reported to every process below
-        error = exc
-    gathered = all_gather_object((keys, None if error is None else f"{type(error).__name__}: {error}", results))
-    if error is not None:
-        raise error
-    for rank, (_, message, _) in enumerate(gathered):
-        if message is not None:
-            raise DistributedError(f"evaluation failed on rank {rank}: {message}")
-    disagree = [rank for rank, (k, _, _) in enumerate(gathered) if k != gathered[0][0]]
-    if disagree:
-        raise DistributedError(
-            f"processes were asked to evaluate different candidates (rank 0 vs rank(s) {disagree}); "
-            "every rank must run the same searcher, seed and evaluation store"
-        )
-    return [r for _, _, rs in gathered for r in rs]
-
-
-class DistributedBatchFitness(BatchFitness):
-    """A fitness evaluated across processes: each process evaluates its slice of every batch.
-
-    ``fitness`` is a per-architecture callable ``f(arch) -> value`` (called once per
-    architecture of this process's slice) or a :class:`BatchFitness` (called once with the whole
-    slice). With ``store`` (this process's handle on the shared
-    :class:`~oneshot.search.EvaluationStore` file, see :func:`open_shared_store`) every result
-    this process computes is appended at once, so a crash loses only the candidates in flight;
-    give the searcher the replica view, not this file. All processes must call the wrapper
-    with the same batches, which they do when every rank runs the same searcher with the same
-    seed and the same store contents; the gathered results are identical on every rank and equal
-    to a one-process evaluation as long as each architecture's value does not depend on which
-    other architectures were evaluated before it in the same process.
-    """
-
-    def __init__(
-        self,
-        fitness: Callable[[Architecture], FitnessValue] | BatchFitness,
-        *,
-        store: EvaluationStore | None = None,
-    ) -> None:
-        self.fitness = fitness
-        self.store = store
-
-    def _local(self, archs: list[Architecture]) -> list[FitnessValue]:
-        if isinstance(self.fitness, BatchFitness):
-            start = time.perf_counter()
-            values = list(self.fitness(archs))
-            self._record(archs, values, (time.perf_counter() - start) / max(1, len(archs)))
-            return values
-        out = []
-        for arch in archs:
-            start = time.perf_counter()
-            out.append(self.fitness(arch))
-            self._record([arch], out[-1:], time.perf_counter() - start)
-        return out
-
-    def _record(self, archs: Sequence[Architecture], values: Sequence[FitnessValue], seconds: float) -> None:
-        if self.store is None:
-            return
-        for arch, value in zip(archs, values, strict=False):
-            ev = Evaluation.from_value(value, arch=arch)
-            self.store.add(HistoryEntry(arch, ev.fitness, seconds, ev.metrics))
-
-    def __call__(self, archs: Sequence[Architecture]) -> list[FitnessValue]:
-        return sharded_map(self._local, archs, key=lambda a: a.key)
-
-    def __repr__(self) -> str:
-        return f"DistributedBatchFitness({self.fitness!r})"
-
-
-class StoreReplica:
-    """An in-memory, read-once copy of an :class:`~oneshot.search.EvaluationStore` for ranks > 0.
-
-    Rank 0 owns the store file and appends to it; the other ranks read it once (after rank 0
-    created it) and from then on only record in memory what they are told, which is exactly
-    what rank 0 appends. Their view therefore evolves as rank 0's does, without racing on the
-    file, and the file gets every evaluation once. Offers the store methods searchers and the
-    pipeline use: ``bind``, ``get``, ``add``, ``len``, ``in`` and iteration.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], *, space: SearchSpace) -> None:
-        from oneshot.search.store import EvaluationStore, StoreError
-
-        self.path = os.fspath(path)
-        if not os.path.isfile(self.path) or os.path.getsize(self.path) == 0:
-            raise StoreError(f"evaluation store {self.path} does not exist yet; rank 0 must create it first")
-        store = EvaluationStore(self.path, space=space)
-        self.space = space
-        self._entries: dict[str, HistoryEntry] = {e.arch.key: e for e in store}
-
-    def bind(self, space: SearchSpace) -> None:
-        from oneshot.search.store import StoreError
-
-        if space.signature() != self.space.signature():
-            raise StoreError(f"evaluation store {self.path} is bound to another search space")
-
-    def get(self, arch: Architecture) -> HistoryEntry | None:
-        return self._entries.get(arch.key)
-
-    def add(self, entry: HistoryEntry) -> None:
-        self._entries.setdefault(self.space.validate(entry.arch).key, entry)
-
-    def __contains__(self, arch: object) -> bool:
-        return isinstance(arch, Architecture) and arch.key in self._entries
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def __iter__(self) -> Iterator[HistoryEntry]:
-        return iter(list(self._entries.values()))
-
-    def __repr__(self) -> str:
-        return f"StoreReplica({self.path!r}, {len(self._entries)} evaluations)"
-
-
-def open_shared_store(path: str | os.PathLike[str], *, space: SearchSpace) -> tuple[EvaluationStore, StoreReplica]:
-    """Collective: ``(file, view)`` of an evaluation store shared by every process of a job.
-
-    ``file`` is the :class:`~oneshot.search.EvaluationStore` through which this process appends
-    the evaluations it computes (the store locks every append, so processes write concurrently);
-    ``view`` is a :class:`StoreReplica` taken once the file exists, identical on every process,
-    to give to the searcher, so that every process skips exactly the same stored architectures.
-    Rank 0 creates the file; nobody writes before every process has read it.
-    """
-    from oneshot.search.store import EvaluationStore
-
-    error: BaseException | None = None
-    if is_main():
-        try:
-            EvaluationStore(path, space=space)
-        except Exception as exc:
-            error = exc
-    raise_if_any_failed(error, f"opening the evaluation store {os.fspath(path)}")
-    file = EvaluationStore(path, space=space)
-    view = StoreReplica(path, space=space)
-    barrier()
-    return file, view

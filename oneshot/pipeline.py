@@ -32,19 +32,18 @@ from torch import nn
 
 from oneshot.config import RunConfig, deep_merge, load_config, validate_config
 from oneshot.distributed import (
-    DistributedBatchFitness,
     broadcast_object,
     get_rank,
     get_world_size,
     init_distributed,
     is_main,
     local_device,
-    open_shared_store,
     raise_if_any_failed,
 )
 from oneshot.errors import CheckpointError, ConfigError
 from oneshot.sampling import build_sampler
 from oneshot.space import Architecture, SearchSpace
+from oneshot.study import Study
 from oneshot.supernet import count_flops_params, freeze
 from oneshot.tasks import Task, get_task
 from oneshot.train import SupernetTrainer, load_checkpoint, save_checkpoint, warmup_multistep
@@ -195,6 +194,7 @@ class Pipeline:
             torch.set_num_threads(config.threads)
         self.task = task_cls(config, run_dir=self.run_dir, device=self.device, progress=self.progress)
         self._data_ready = False
+        self._evaluated = 0  # evaluations computed by this process (for fault_point)
         self._attach_log_file()
 
     def path(self, key: str) -> Path:
@@ -342,60 +342,27 @@ class Pipeline:
 
         return EvaluationStore(self.path("store"), space=space)
 
-    def evaluate_archs(self, model: nn.Module, archs: Sequence[Architecture], *, split: str = "search") -> list[dict[str, Any]]:
-        """Evaluate architectures through the store (never twice); metrics dicts in order."""
-        from oneshot.search import HistoryEntry
-
-        space = SearchSpace.from_module(model)
-        if get_world_size() > 1:
-            return self._evaluate_archs_distributed(model, space, archs, split=split)
-        store = self.store(space) if split == "search" else None
-        out: dict[Architecture, dict[str, Any]] = {}
-        todo = []
-        for arch in archs:
-            entry = store.get(arch) if store is not None else None
-            if entry is not None:
-                out[arch] = {"fitness": entry.fitness, **entry.metrics}
-            elif arch not in todo:
-                todo.append(arch)
-        if todo:
-            start = time.perf_counter()
-            results = self.task.evaluate(model, todo, split=split)
-            per = (time.perf_counter() - start) / len(todo)
-            for arch, metrics in zip(todo, results, strict=True):
-                out[arch] = dict(metrics)
-                if store is not None:
-                    store.add(HistoryEntry(arch, float(metrics["fitness"]), per, {k: v for k, v in metrics.items() if k != "fitness"}))
-        return [out[a] for a in archs]
-
-    def _evaluate_archs_distributed(
-        self, model: nn.Module, space: SearchSpace, archs: Sequence[Architecture], *, split: str
-    ) -> list[dict[str, Any]]:
-        """:meth:`evaluate_archs` in a job: the candidates not yet stored are split across ranks."""
-        file, view = open_shared_store(self.path("store"), space=space) if split == "search" else (None, None)
-        out: dict[Architecture, dict[str, Any]] = {}
-        for arch in archs:
-            entry = view.get(arch) if view is not None else None
-            if entry is not None:
-                out[arch] = {"fitness": entry.fitness, **entry.metrics}
-        todo = [a for a in dict.fromkeys(archs) if a not in out]
-        results = DistributedBatchFitness(self._fitness(model, split), store=file)(todo)
-        for arch, metrics in zip(todo, results, strict=True):
-            out[arch] = dict(metrics)  # type: ignore[arg-type]
-        return [out[a] for a in archs]
-
-    def _fitness(self, model: nn.Module, split: str, count: list[int] | None = None) -> Callable[[Architecture], dict[str, Any]]:
-        """Evaluate one architecture on this process (``count``: evaluations, for fault_point)."""
+    def study(self, model: nn.Module, *, split: str = "search", store: bool = True, searching: bool = False) -> Study:
+        """The study through which architectures are evaluated on ``model``: the run's
+        evaluation store for the ``search`` split (unless ``store=False``), none otherwise."""
 
         def fitness(arch: Architecture) -> dict[str, Any]:
-            if count is not None:
-                fault_point("search", count[0])
+            if searching:
+                fault_point("search", self._evaluated)
             metrics = self.task.evaluate(model, [arch], split=split)[0]
-            if count is not None:
-                count[0] += 1
+            self._evaluated += 1
             return metrics
 
-        return fitness
+        use_store = store and split == "search"
+        return Study(
+            fitness,
+            store=self.path("store") if use_store else None,
+            space=SearchSpace.from_module(model) if use_store else None,
+        )
+
+    def evaluate_archs(self, model: nn.Module, archs: Sequence[Architecture], *, split: str = "search") -> list[dict[str, Any]]:
+        """Evaluate architectures through the study (never twice); metrics dicts in order."""
+        return [{"fitness": e.fitness, **e.metrics} for e in self.study(model, split=split).evaluate(archs)]
 
     def search(self, model: nn.Module | None = None) -> Any:
         """Run the configured searcher on the supernet through the evaluation store."""
@@ -409,29 +376,12 @@ class Pipeline:
             searcher = build_searcher(cfg.searcher, space, seed=self.config.seed, **cfg.options.get(cfg.searcher, {}))
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"search: {exc}") from None
-        store: Any = self.store(space) if get_world_size() == 1 else None
-        already = len(store) if store is not None else 0
-        evaluated = [0]
-
         # One architecture per call: each result reaches the store as soon as it exists, so an
         # interrupted search loses at most the candidate being evaluated.
-        def fitness(arch: Architecture) -> dict[str, Any]:
-            fault_point("search", evaluated[0])
-            metrics = self.task.evaluate(model, [arch], split="search")[0]
-            evaluated[0] += 1
-            return metrics
-
-        if store is None:
-            # A job: every rank runs the same searcher; each batch (a fair window, a generation)
-            # is split across ranks, each appends its own results to the store file at once, and
-            # the searchers see the gathered results through identical in-memory views.
-            file, store = open_shared_store(self.path("store"), space=space)
-            already = len(store)
-            fitness = DistributedBatchFitness(self._fitness(model, "search", evaluated), store=file)  # type: ignore[assignment]
-
-        log.info("search: %s, at most %d evaluations (%d already stored)", cfg.searcher, searcher.max_evaluations, already)
+        study = self.study(model, searching=True)
+        log.info("search: %s, at most %d evaluations (%d already stored)", cfg.searcher, searcher.max_evaluations, len(study))
         start = time.perf_counter()
-        result: SearchResult = searcher.run(fitness, store=store, progress=self.progress)
+        result: SearchResult = study.optimize(searcher, progress=self.progress)
         result.extras["search_seconds_this_run"] = time.perf_counter() - start
 
         def write() -> None:
@@ -486,10 +436,8 @@ class Pipeline:
             return cached  # type: ignore[no-any-return]
         torch.manual_seed(self.config.seed)
         model = self.task.build_supernet()
-        if get_world_size() == 1:
-            metrics = self.task.evaluate(model, [arch], split="search")[0]
-        else:
-            metrics = DistributedBatchFitness(self._fitness(model, "search"))([arch])[0]  # type: ignore[assignment]
+        entry = self.study(model, store=False).evaluate([arch])[0]
+        metrics = {"fitness": entry.fitness, **entry.metrics}
         _on_main(lambda: _atomic_write_text(cache, json.dumps(metrics)), f"writing {cache}")
         return metrics
 

@@ -15,7 +15,6 @@ A *value* is a float or a mapping with a ``"fitness"`` key plus any extra metric
 from __future__ import annotations
 
 import math
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -290,23 +289,30 @@ class Searcher(ABC):
             self._pending = batch
         return batch
 
-    def tell(self, results: Sequence[tuple[Architecture, FitnessValue | Evaluation]]) -> None:
-        """Report the fitness of every architecture of the last batch (any order)."""
+    def tell(self, results: Sequence[HistoryEntry | tuple[Architecture, FitnessValue | Evaluation]]) -> None:
+        """Report the fitness of every architecture of the last batch (any order).
+
+        Each result is ``(arch, value)`` or a :class:`HistoryEntry` (whose wall time is kept).
+        """
         if self._pending is None:
             raise RuntimeError("tell() called without a pending batch from ask()")
-        evaluations = {}
-        for arch, value in results:
-            evaluations[arch] = Evaluation.from_value(value, arch=arch)
-        if set(evaluations) != set(self._pending) or len(results) != len(self._pending):
+        entries: dict[Architecture, HistoryEntry] = {}
+        for item in results:
+            if isinstance(item, HistoryEntry):
+                entries[item.arch] = item
+            else:
+                arch, value = item
+                ev = Evaluation.from_value(value, arch=arch)
+                entries[arch] = HistoryEntry(arch, ev.fitness, 0.0, ev.metrics)
+        if set(entries) != set(self._pending) or len(results) != len(self._pending):
             raise ValueError(
                 f"tell() needs exactly the {len(self._pending)} architectures of the last ask(); "
                 f"got {len(results)} results"
             )
-        ordered = [(a, evaluations[a].fitness) for a in self._pending]
+        ordered = [entries[a] for a in self._pending]
         self._pending = None
-        for arch, fitness in ordered:
-            self._history.append(HistoryEntry(arch, fitness, 0.0, evaluations[arch].metrics))
-        self._tell(ordered)
+        self._history.extend(ordered)
+        self._tell([(e.arch, e.fitness) for e in ordered])
 
     def is_feasible(self, arch: Architecture) -> bool:
         return self.constraint is None or bool(self.constraint(arch))
@@ -335,7 +341,7 @@ class Searcher(ABC):
         constraint: Constraint | None = None,
         progress: bool | Callable[[int, HistoryEntry], None] = False,
     ) -> SearchResult:
-        """Search until done and return the result.
+        """Search until done and return the result (a shortcut for ``Study(fitness, store=store).optimize(self)``).
 
         Args:
             fitness: ``arch -> value`` or a :class:`BatchFitness` (see the module docstring).
@@ -344,69 +350,10 @@ class Searcher(ABC):
             constraint: ``arch -> bool``; architectures violating it are never evaluated.
             progress: ``True`` for a tqdm bar, or a callback ``(num_evaluated, entry)``.
         """
+        from oneshot.study import LocalExecutor, Study
+
         if constraint is not None:
             self.constraint = constraint
-        if store is not None:
-            store.bind(self.space)
-        bar = None
-        if progress is True:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=self.max_evaluations, desc=self.name or type(self).__name__, unit="eval")
-        seen = {h.arch: h for h in self._history}
-        try:
-            while True:
-                batch = self.ask()
-                if not batch:
-                    break
-                entries = _evaluate_batch(batch, fitness, store, seen)
-                self.tell([(e.arch, Evaluation(e.fitness, e.metrics)) for e in entries])
-                # keep the measured wall times in the history
-                self._history[-len(entries):] = entries
-                for e in entries:
-                    if bar is not None:
-                        bar.update(1)
-                    elif callable(progress) and progress is not False:
-                        progress(len(self._history), e)
-        finally:
-            if bar is not None:
-                bar.close()
-        return self.result()
-
-
-def _evaluate_batch(
-    batch: list[Architecture],
-    fitness: Fitness,
-    store: EvaluationStore | None,
-    known: dict[Architecture, HistoryEntry],
-) -> list[HistoryEntry]:
-    """Evaluate a batch, reusing ``known`` and the store and feeding both; entries in batch order."""
-    missing: list[Architecture] = []
-    for arch in batch:
-        if arch in known or arch in missing:
-            continue
-        entry = store.get(arch) if store is not None else None
-        if entry is not None:
-            known[arch] = entry
-        else:
-            missing.append(arch)
-    if missing and isinstance(fitness, BatchFitness):
-        start = time.perf_counter()
-        values = list(fitness(missing))
-        if len(values) != len(missing):
-            raise ValueError(f"batch fitness returned {len(values)} values for {len(missing)} architectures")
-        per = (time.perf_counter() - start) / len(missing)
-        for arch, value in zip(missing, values, strict=True):
-            ev = Evaluation.from_value(value, arch=arch)
-            known[arch] = entry = HistoryEntry(arch, ev.fitness, per, ev.metrics)
-            if store is not None:
-                store.add(entry)
-    elif missing:
-        per_arch: Callable[[Architecture], FitnessValue] = fitness  # type: ignore[assignment]
-        for arch in missing:
-            start = time.perf_counter()
-            ev = Evaluation.from_value(per_arch(arch), arch=arch)
-            known[arch] = entry = HistoryEntry(arch, ev.fitness, time.perf_counter() - start, ev.metrics)
-            if store is not None:
-                store.add(entry)
-    return [known[a] for a in batch]
+        return Study(fitness, store=store, space=self.space if store is not None else None, executor=LocalExecutor()).optimize(
+            self, progress=progress
+        )

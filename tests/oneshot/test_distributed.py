@@ -23,8 +23,6 @@ from torch.utils.data import TensorDataset
 from oneshot import SearchSpace, UniformSampler
 from oneshot.data import ResumableBatches
 from oneshot.distributed import (
-    DistributedBatchFitness,
-    StoreReplica,
     all_gather_object,
     all_reduce_gradients,
     broadcast_object,
@@ -33,11 +31,11 @@ from oneshot.distributed import (
     init_distributed,
     is_main,
     shard_bounds,
-    sharded_map,
     sync_batchnorm,
 )
 from oneshot.pipeline import open_run
 from oneshot.search import EvaluationStore, EvolutionSearcher, HistoryEntry, PathPrioritySearcher
+from oneshot.study import ShardedExecutor, StoreReplica, Study, sharded_map
 from oneshot.testing import ToySupernet
 from oneshot.train import SupernetTrainer, component_param_groups
 
@@ -167,10 +165,11 @@ def test_shard_bounds_partition_in_order():
         shard_bounds(4, 2, 2)
 
 
-def test_distributed_fitness_in_one_process_is_the_fitness():
+def test_sharded_study_in_one_process_is_the_fitness():
     space = SearchSpace.categorical(SEARCH_SPACE)
     archs = [space.sample(np.random.default_rng(i)) for i in range(5)]
-    assert DistributedBatchFitness(_search_fitness)(archs) == [_search_fitness(a) for a in archs]
+    entries = Study(_search_fitness, executor=ShardedExecutor()).evaluate(archs)
+    assert [{"fitness": e.fitness, **e.metrics} for e in entries] == [_search_fitness(a) for a in archs]
 
 
 def test_trainer_refuses_distributed_without_a_process_group():
@@ -359,7 +358,6 @@ def _worker(out: Path) -> None:
     import torch.distributed as dist
 
     import oneshot.train
-    from oneshot.distributed import open_shared_store
 
     assert init_distributed()
     rank, world = get_rank(), get_world_size()
@@ -417,22 +415,19 @@ def _worker(out: Path) -> None:
     for name in ("path-priority", "evolution"):
         evaluated_here: list[str] = []
         store_path = out / f"store-{name}.jsonl"
-        file, view = open_shared_store(store_path, space=space)
-
         def fitness(arch, evaluated_here=evaluated_here):
             evaluated_here.append(arch.key)
             return _search_fitness(arch)
 
-        res = _searchers(space)[name].run(DistributedBatchFitness(fitness, store=file), store=view)
+        res = Study(fitness, store=store_path, space=space).optimize(_searchers(space)[name])
         # a rerun on the same store evaluates nothing again
         rerun: list[str] = []
-        _, view2 = open_shared_store(store_path, space=space)
 
         def never(arch, rerun=rerun):
             rerun.append(arch.key)
             return _search_fitness(arch)
 
-        _searchers(space)[name].run(DistributedBatchFitness(never), store=view2)
+        Study(never, store=store_path, space=space).optimize(_searchers(space)[name])
         keys = [json.loads(line)["key"] for line in store_path.read_text().splitlines()[1:]]
         report["search"][name] = {
             "result": res.to_json(),
