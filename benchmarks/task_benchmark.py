@@ -50,7 +50,7 @@ from benchmarks.task_policies import (
 )
 from benchmarks.task_report import markdown_body, section_title
 from benchmarks.task_summary import build_summary, write_plots
-from oneshot.search import SearchResult, batch_fitness
+from oneshot.search import SearchResult
 from oneshot.space import Architecture, SearchSpace
 from oneshot.stats import kendall_tau_b, spearman_rho
 from oneshot.study import Study
@@ -121,9 +121,7 @@ def run_task_benchmark(
     if not supernet_done or ledger.get("supernet training") is None:
         ledger.record("supernet training", steps=pipeline.config.train.iterations, measured=not supernet_done, **cost)
     space = SearchSpace.from_module(model)
-    store = pipeline.store(space)
-    evaluator = pipeline.task
-    study = Study(batch_fitness(lambda archs: evaluator.evaluate(model, list(archs), split="search")), store=store)
+    study = pipeline.study(model, split="search")  # the run's store: shared by every policy
 
     # 2. searches through the shared store ----------------------------------------------------
     specs = default_policies(space.window_size, budget_scale=budget_scale, options=policy_options, names=policies)
@@ -139,7 +137,7 @@ def run_task_benchmark(
                              random_archs=random_archs)
     found_all = [r["result"].best for r in runs]
     to_score = list(dict.fromkeys([c.arch for c in candidates] + found_all))
-    new = sum(a not in store for a in to_score)
+    new = sum(study.get(a) is None for a in to_score)
     say(f"[benchmark] supernet fitness of {len(to_score)} architectures ({new} not yet in the store)")
     with ledger.measure() as cost:
         scored = {e.arch: {"fitness": e.fitness, **e.metrics} for e in study.evaluate(to_score)}
