@@ -154,4 +154,8 @@ def _task_options(given: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
 
 
 if __name__ == "__main__":
+    if not __package__:  # run as `python benchmarks/search_policies.py`: the repository root holds the package
+        import sys
+
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     main(prog_name="python -m benchmarks.search_policies")
