@@ -15,6 +15,7 @@ from oneshot.errors import (
 from oneshot.evaluation import Evaluator, inference_on_batches
 from oneshot.sampling import FairSampler, Sampler, UniformSampler, build_sampler
 from oneshot.space import Architecture, ChoiceLayer, LayerSpec, SearchSpace
+from oneshot.stats import average_ranks, kendall_tau_b, spearman_rho
 from oneshot.supernet import (
     FlopsParams,
     activate,
@@ -44,12 +45,15 @@ __all__ = [
     "UniformSampler",
     "activate",
     "active_parameters",
+    "average_ranks",
     "build_sampler",
     "choice_layers",
     "count_flops_params",
     "distributed",
     "freeze",
     "inference_on_batches",
+    "kendall_tau_b",
     "recalibrate_bn",
     "search",
+    "spearman_rho",
 ]

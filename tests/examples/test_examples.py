@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import itertools
 import json
 import shutil
 import subprocess
@@ -12,13 +11,11 @@ from importlib.metadata import EntryPoint
 from pathlib import Path
 from types import ModuleType
 
-import numpy as np
 import pytest
 import torch
 
 from oneshot import Architecture, ChoiceLayer, SearchSpace
-from oneshot.benchmarks import load_nas_bench_macro
-from oneshot.search import EvaluationStore, available_searchers
+from oneshot.search import EvaluationStore
 from oneshot.tasks import Task, get_task
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -193,58 +190,3 @@ def _clean_env() -> dict[str, str]:
     import os
 
     return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-
-
-# ----------------------------------------------------------------------------- tabular_benchmark.py
-def _real_table() -> Path:
-    return load_example("tabular_benchmark").DEFAULT_TABLE
-
-
-@pytest.fixture(scope="module")
-def synthetic_table(tmp_path_factory) -> Path:
-    """A NAS-Bench-Macro-shaped table (all 6561 keys) with made-up, additive accuracies."""
-    rng = np.random.default_rng(0)
-    weights = rng.normal(size=(8, 3))
-    records = {}
-    for combo in itertools.product("012", repeat=8):
-        acc = 90 + sum(weights[i, int(c)] for i, c in enumerate(combo))
-        records["".join(combo)] = {"test_acc": [acc] * 3, "mean_acc": acc, "std": 0.0, "params": 1, "flops": 1}
-    path = tmp_path_factory.mktemp("nbm") / "nas-bench-macro_cifar10.json"
-    path.write_text(json.dumps(records))
-    return path
-
-
-@pytest.mark.parametrize(
-    "which",
-    [
-        pytest.param("real", marks=pytest.mark.skipif(
-            not _real_table().exists(),
-            reason=f"NAS-Bench-Macro table not found at {_real_table()} (see shared/data/nas_bench_macro/SOURCE.txt)",
-        )),
-        "synthetic",
-    ],
-)
-def test_tabular_benchmark_smoke(which, synthetic_table, capsys):
-    tabular = load_example("tabular_benchmark")
-    table = tabular.DEFAULT_TABLE if which == "real" else synthetic_table
-    args = ["--smoke"] if which == "real" else ["--smoke", "--table", str(table)]
-    outcomes = tabular.main(args)
-    printed = capsys.readouterr().out
-    bench = load_nas_bench_macro(table)
-    assert [o.searcher for o in outcomes] == available_searchers()
-    for o in outcomes:
-        assert 1 <= o.evaluations <= 12
-        assert o.true_accuracy == bench.records[o.key]["mean_acc"]
-        assert o.rank_percentile == bench.rank_percentile(o.true_accuracy)
-        if o.seen_fitness is not None:  # sigma 0: the searcher saw the true accuracy
-            assert o.seen_fitness == o.true_accuracy
-        assert f"| {o.searcher} | {o.evaluations} | {o.architecture} | {o.key} |" in printed
-
-
-def test_tabular_benchmark_missing_table_is_one_line(tmp_path, capsys):
-    tabular = load_example("tabular_benchmark")
-    with pytest.raises(SystemExit) as exc:
-        tabular.main(["--table", str(tmp_path / "missing.json")])
-    assert exc.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: cannot read NAS-Bench-Macro table") and "missing.json" in err and "\n" not in err

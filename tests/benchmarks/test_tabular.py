@@ -3,10 +3,10 @@ from pathlib import Path
 
 import pytest
 
-from oneshot.benchmarks import load_nas_bench_macro
+from benchmarks.tabular import load_nas_bench_macro
 from oneshot.errors import DatasetError
 
-REAL = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "nas_bench_macro" / "nas-bench-macro_cifar10.json"
+REAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "nas_bench_macro" / "nas-bench-macro_cifar10.json"
 
 
 def test_loads_a_table_as_a_categorical_space(synthetic_table):

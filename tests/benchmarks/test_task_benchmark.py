@@ -1,5 +1,5 @@
 """The search-policy benchmark on a task's supernet: budgets, shared-store accounting, the BN study,
-and a smoke run of `oneshot benchmark search-policies --task toy` (seconds), resumed."""
+and a smoke run of `python -m benchmarks.search_policies --task toy` (seconds), resumed."""
 
 import json
 import os
@@ -10,23 +10,24 @@ from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
-from pydantic import Field
 
-from oneshot.benchmarks.cli import benchmark
-from oneshot.benchmarks.stats import kendall_tau_b, spearman_rho
-from oneshot.benchmarks.task_benchmark import (
+from benchmarks.publish import publish
+from benchmarks.search_policies import main
+from benchmarks.task_benchmark import _bn_study
+from benchmarks.task_policies import (
     CostLedger,
-    _bn_study,
-    _with_field,
     default_policies,
     describe_searcher,
-    find_bn_field,
-    section_title,
     share_accounting,
 )
-from oneshot.config import RunConfig, StrictModel
+from benchmarks.task_report import section_title
+from benchmarks.task_summary import fitness_columns
+from oneshot.config import RunConfig
 from oneshot.search import HistoryEntry, SearchResult
 from oneshot.space import SearchSpace
+from oneshot.stats import kendall_tau_b, spearman_rho
+
+ROOT = Path(__file__).resolve().parents[2]
 
 SPACE12 = SearchSpace.categorical({"backbone": [4, 4, 4], "head": [3, 3]})  # fair window 12
 
@@ -74,32 +75,20 @@ def test_share_accounting_charges_each_architecture_to_its_first_run():
     assert acc[2] == {"evaluations": 1, "new_evaluations": 0, "new_eval_s": 0.0, "unshared_eval_s": 5.0}
 
 
-class _Eval(StrictModel):
-    bn_batches: int = Field(8, ge=0)
-
-
-class _WithEval(RunConfig):
-    eval: _Eval = Field(default_factory=_Eval)
-
-
-def test_bn_field_lookup_and_copy():
-    cfg = _WithEval()
-    assert find_bn_field(cfg) == "eval.bn_batches"
-    assert find_bn_field(RunConfig()) is None
-    copy = _with_field(cfg, "eval.bn_batches", 50)
-    assert copy.eval.bn_batches == 50 and cfg.eval.bn_batches == 8
-    with pytest.raises(ValueError):
-        _with_field(cfg, "eval.bn_batches", -1)
-
-
-def test_bn_study_is_skipped_with_a_note_without_a_bn_field(tmp_path):
+def test_bn_study_is_skipped_with_a_note_without_counts(tmp_path):
     pipeline = SimpleNamespace(config=RunConfig())
-    out = _bn_study(pipeline, None, [], [], (0, 10), None, tmp_path / "bn.json", CostLedger(tmp_path / "c.json", "cpu"), print)
-    assert "skipped" in out and "eval.bn_batches" in out["skipped"]
+    out = _bn_study(pipeline, None, [], [], (), tmp_path / "bn.json", CostLedger(tmp_path / "c.json", "cpu"), print)
+    assert "skipped" in out and not (tmp_path / "bn.json").exists()
+
+
+def test_the_fitness_is_named_by_the_tasks_first_report_column_when_it_is_the_fitness():
+    assert fitness_columns(("pq", "sq", "pq_th"), {"fitness": 5.0, "pq": 5.0, "pq_th": 1.0}) == ("pq", ["pq_th"])
+    assert fitness_columns(("accuracy",), {"fitness": 2.0, "accuracy": 3.0}) == ("fitness", ["accuracy"])
+    assert fitness_columns((), {"fitness": 2.0}) == ("fitness", [])
 
 
 # --------------------------------------------------------------------------- smoke run on the toy task
-SMOKE = ["search-policies", "--task", "toy", "--preset", "tiny", "--budget-scale", "0.05", "--random-archs", "4",
+SMOKE = ["--task", "toy", "--preset", "tiny", "--budget-scale", "0.05", "--random-archs", "4",
          "--bn-batches", "0,2,4", "--quiet"]
 
 
@@ -115,8 +104,8 @@ def smoke(tmp_path_factory):
     docs.parent.mkdir()
     docs.write_text("# Benchmarks\n\n## Someone else's section\n\nkeep me\n")
     out = root / "out"
-    args = [*SMOKE, "--out", str(out), "--docs", str(docs)]
-    result = CliRunner().invoke(benchmark, args)
+    args = [*SMOKE, "--out", str(out)]
+    result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     return SimpleNamespace(out=out, docs=docs, args=args, summary=json.loads((out / "summary.json").read_text()))
 
@@ -155,30 +144,38 @@ def test_smoke_retrains_candidates_and_measures_trust(smoke):
 
 def test_smoke_bn_study_matches_the_store_at_the_configured_count(smoke):
     bn = smoke.summary["bn_recalibration"]
-    assert bn["field"] == "bn_batches" and bn["counts"] == [0, 2, 4] and bn["default"] == 4
+    assert bn["counts"] == [0, 2, 4] and bn["default"] == 4
     stored = {r["key"]: r["fitness"] for r in _store_records(Path(smoke.summary["run_dir"]))}
     for arch in bn["archs"]:
         assert arch["fitness"][2] == stored[arch["key"]]  # K = 4 is the run's own setting
 
 
-def test_smoke_writes_tables_plots_costs_and_only_its_docs_section(smoke):
-    text = smoke.docs.read_text()
-    assert "keep me" in text and section_title("toy") in text
-    section = text.split(section_title("toy"))[1]
+def test_smoke_writes_tables_plots_costs_into_its_folder_and_publishes_only_its_docs_section(smoke):
+    assert smoke.docs.read_text() == "# Benchmarks\n\n## Someone else's section\n\nkeep me\n"  # the run never edits docs
+    report = (smoke.out / "report.md").read_text()
+    assert report.startswith(section_title("toy"))
     for heading in ("Table 5 style", "Table 3 style", "Supernet trust", "BN recalibration batches", "Costs", "Scaled budgets"):
-        assert heading in section
-    assert "--budget-scale 0.05" in section and "evolution (11 x 4)" in section
+        assert heading in report
+    assert "--budget-scale 0.05" in report and "evolution (11 x 4)" in report
+    assert "supernet accuracy" in report and "`eval.bn_batches` = K" in report
     for name in ("policies_table5.png", "policies_table3.png", "policies_trust.png", "policies_bn_recalibration.png"):
-        assert (smoke.docs.parent / "img" / name).stat().st_size > 1000
+        assert (smoke.out / name).stat().st_size > 1000
     costs = smoke.summary["costs"]
     assert costs["supernet training"]["steps"] == 20 and costs["supernet training"]["measured"] is True
     assert sum(k.startswith("retrain ") for k in costs) == len(smoke.summary["candidates"])
-    assert (smoke.out / "search_policies_toy.md").exists()
+    result = CliRunner().invoke(publish, [str(smoke.out), str(smoke.docs)])
+    assert result.exit_code == 0, result.output
+    text = smoke.docs.read_text()
+    assert "keep me" in text and section_title("toy") in text
+    section = text.split(section_title("toy"))[1]
+    assert "--budget-scale 0.05" in section and "](img/policies_trust.png)" in section
+    for name in ("policies_table5.png", "policies_table3.png", "policies_trust.png", "policies_bn_recalibration.png"):
+        assert (smoke.docs.parent / "img" / name).stat().st_size > 1000
 
 
 def test_smoke_rerun_reuses_everything(smoke):
     before = _store_records(Path(smoke.summary["run_dir"]))
-    result = CliRunner().invoke(benchmark, smoke.args)
+    result = CliRunner().invoke(main, smoke.args)
     assert result.exit_code == 0, result.output
     again = json.loads((smoke.out / "summary.json").read_text())
     assert _store_records(Path(again["run_dir"])) == before
@@ -188,13 +185,13 @@ def test_smoke_rerun_reuses_everything(smoke):
 
 def test_cli_rejects_options_of_the_other_mode(tmp_path):
     runner = CliRunner()
-    result = runner.invoke(benchmark, ["search-policies", "--table", "x.json", "--preset", "tiny", "--out", str(tmp_path)])
+    result = runner.invoke(main, ["--table", "x.json", "--preset", "tiny", "--out", str(tmp_path)])
     assert result.exit_code != 0 and "only for a task mode: --preset" in result.output
-    result = runner.invoke(benchmark, ["search-policies", "--task", "toy", "--table", "x.json", "--out", str(tmp_path)])
+    result = runner.invoke(main, ["--task", "toy", "--table", "x.json", "--out", str(tmp_path)])
     assert result.exit_code != 0 and "--table and --sigma belong to the nas-bench-macro mode" in result.output
-    result = runner.invoke(benchmark, ["search-policies", "--task", "toy", "--policy-set", "evolution=3", "--out", str(tmp_path)])
+    result = runner.invoke(main, ["--task", "toy", "--policy-set", "evolution=3", "--out", str(tmp_path)])
     assert result.exit_code != 0 and "SEARCHER.OPTION=VALUE" in result.output
-    result = runner.invoke(benchmark, ["search-policies", "--task", "nope", "--out", str(tmp_path)])
+    result = runner.invoke(main, ["--task", "nope", "--out", str(tmp_path)])
     assert result.exit_code != 0 and "unknown benchmark mode 'nope'" in result.output and "toy" in result.output
 
 
@@ -211,20 +208,21 @@ PANOPTIC_MICRO = [
 def test_micro_panoptic_benchmark(tmp_path):
     pytest.importorskip("oneshot_panoptic")
     sets = [a for s in PANOPTIC_MICRO for a in ("--set", s)]
-    args = ["benchmark", "search-policies", "--task", "panoptic", "--preset", "tiny", *sets,
+    args = ["--task", "panoptic", "--preset", "tiny", *sets,
             "--policy-set", "evolution.population=4", "--policy-set", "evolution.generations=2",
             "--policy-set", "evolution.top_k=2", "--policy-set", "evolution.mutations=2", "--policy-set", "evolution.crossovers=2",
             "--policy-set", "random.num_samples=6", "--budget-scale", "0.2", "--random-archs", "3", "--top-k", "2",
             "--bn-batches", "0,1,2", "--out", str(tmp_path / "out"), "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ONESHOT_CACHE_DIR": str(tmp_path / "cache")}
-    proc = subprocess.run([sys.executable, "-m", "oneshot.cli", *args], capture_output=True, text=True, env=env, timeout=1800)
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.search_policies", *args], capture_output=True, text=True,
+                          env=env, timeout=1800, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert summary["fitness_name"] == "PQ" and summary["extra_metrics"] == ["pq_th", "pq_st"]
-    assert summary["bn_recalibration"]["field"] == "eval.bn_batches"
+    assert summary["fitness_name"] == "pq" and summary["extra_metrics"] == ["sq", "rq", "pq_th", "pq_st", "sem_miou"]
+    assert summary["bn_recalibration"]["default"] == 1
     assert summary["trust"]["n"] >= 5
-    md = (tmp_path / "out" / "search_policies_panoptic.md").read_text()
-    assert md.startswith(section_title("panoptic")) and "PQ things" in md and "PQ stuff" in md
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert md.startswith(section_title("panoptic")) and "pq_th" in md and "pq_st" in md
 
 
 def _summary_for_observations(pp: float, evo: float, distinct: int) -> dict:
@@ -241,7 +239,7 @@ def _summary_for_observations(pp: float, evo: float, distinct: int) -> dict:
 
 
 def test_observations_state_the_outcome_from_the_numbers():
-    from oneshot.benchmarks.task_benchmark import _observations
+    from benchmarks.task_report import _observations
 
     text = "\n".join(_observations(_summary_for_observations(5.0, 4.0, distinct=30)))
     assert "path-priority (60 evals) >= evolution (1000 evals) after retraining*: holds" in text

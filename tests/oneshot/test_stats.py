@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oneshot.benchmarks.stats import average_ranks, kendall_tau_b, spearman_rho
+from oneshot.stats import average_ranks, kendall_tau_b, spearman_rho
 
 
 def test_average_ranks_share_ties():

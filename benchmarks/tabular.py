@@ -3,7 +3,7 @@
 NAS-Bench-Macro (Su et al., CVPR 2021): 8 searchable layers x 3 choices, CIFAR-10 accuracy of all
 3^8 = 6561 architectures, one JSON object keyed by 8-character strings over ``"012"`` (one
 character per layer) whose values hold ``mean_acc``, ``test_acc``, ``std``, ``params``, ``flops``.
-The file is never bundled: pass its path (see ``shared/data/nas_bench_macro/SOURCE.txt``).
+The file is never bundled: pass its path.
 """
 
 from __future__ import annotations
