@@ -153,7 +153,7 @@ def run_task_benchmark(
         done = (pipeline.run_dir / "retrain" / c.arch.key[:64] / "metrics.json").exists()
         say(f"[benchmark] retrain {i + 1}/{len(candidates)} ({', '.join(c.roles)}){' : cached' if done else ''}")
         with ledger.measure() as cost:
-            c.retrained = pipeline.retrain(c.arch)
+            c.retrained = pipeline.retrain(c.arch).to_json()
         key = f"retrain {c.arch.key}"
         if not done or ledger.get(key) is None:
             ledger.record(key, steps=pipeline.config.retrain.iterations, measured=not done, **cost)

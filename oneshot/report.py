@@ -79,6 +79,10 @@ class SearchReport:
         out.update(self.extras)
         return out
 
+    def __getitem__(self, key: str) -> Any:
+        """Dictionary-style access to the JSON form (``report["found"]``), as earlier versions returned."""
+        return self.to_json()[key]
+
     def shown_columns(self) -> list[str]:
         """``fitness`` then the task's report columns (or every numeric metric when it names none)."""
         metrics = self.found.metrics
