@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from oneshot.errors import ConfigError
+from oneshot.files import read_text
 
 __all__ = [
     "StrictModel",
@@ -205,10 +206,7 @@ def validate_config(cls: type[C], data: Mapping[str, Any], *, source: str = "") 
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    text = read_text(path, what="config", error=ConfigError)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
