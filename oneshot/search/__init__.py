@@ -13,6 +13,14 @@ from oneshot.search.base import (
     batch_fitness,
 )
 from oneshot.search.evolution import EvolutionSearcher
+from oneshot.search.multiobjective import (
+    MultiObjectiveMixin,
+    MultiObjectiveRandomSearcher,
+    pareto_entries,
+)
+from oneshot.search.objectives import COST_METRICS, Objective, objective_values, parse_objectives
+from oneshot.search.optuna_search import NSGA2Searcher, OptunaSearcher, TPESearcher
+from oneshot.search.pareto import dominates, hypervolume, non_dominated
 from oneshot.search.path_priority import PathPrioritySearcher, ScoreTable, ranked_combinations
 from oneshot.search.path_priority_verify import (
     AdditiveModel,
@@ -32,8 +40,24 @@ register_searcher("path-priority", PathPrioritySearcher)
 register_searcher("evolution", EvolutionSearcher)
 register_searcher("random", RandomSearcher)
 register_searcher("path-priority-verify", VerifiedPathPrioritySearcher)
+register_searcher("mo-random", MultiObjectiveRandomSearcher)
+register_searcher("nsga2", NSGA2Searcher)
+register_searcher("tpe", TPESearcher)
 
 __all__ = [
+    "parse_objectives",
+    "pareto_entries",
+    "objective_values",
+    "non_dominated",
+    "hypervolume",
+    "dominates",
+    "TPESearcher",
+    "OptunaSearcher",
+    "Objective",
+    "NSGA2Searcher",
+    "MultiObjectiveRandomSearcher",
+    "MultiObjectiveMixin",
+    "COST_METRICS",
     "AdditiveModel",
     "BatchFitness",
     "Constraint",
