@@ -98,6 +98,15 @@ class Task(ABC):
         ``split`` is ``"search"`` (the held-out search split) or ``"val"`` (final evaluation).
         """
 
+    def example_input(self) -> Any:
+        """One input at batch 1, on ``self.device``, as the supernet takes it (``model(x)``, a tuple
+        unpacked): what FLOPs and latency are measured on (see :mod:`oneshot.cost`). Use the size
+        the task evaluates at. Optional: only cost-aware search needs it."""
+        raise OneshotError(
+            f"task {self.name!r} does not provide an example input (Task.example_input), "
+            "needed to measure FLOPs, parameters and latency"
+        )
+
     def evaluate_standalone(self, model: nn.Module, *, split: str = "val") -> dict[str, float]:
         """Evaluate a frozen, retrained model; metrics dict with a ``"fitness"`` key."""
         raise NotImplementedError(f"task {self.name!r} does not support evaluating standalone models")
