@@ -6,9 +6,12 @@ asked with ``study.ask(fixed_distributions)`` and told with ``study.tell``. optu
 sampling (its ``NSGAIISampler`` / ``TPESampler``, seeded); this module only adapts it to our
 protocol, which adds three rules:
 
-* never evaluate twice: a trial proposing an architecture evaluated before is told the known
-  values at once (no evaluation); one repeating another member of the current batch is told that
-  member's values with it;
+* never evaluate twice. NSGA-II: a trial proposing an architecture evaluated before is told the
+  known values at once (no evaluation), one repeating another member of the current batch is told
+  that member's values with it (NSGA-II counts completed trials per generation). TPE: a repeating
+  trial is told ``FAIL`` and the next trial is a random architecture not seen yet, queued with
+  ``study.enqueue_trial`` (TPE concentrates on few architectures of a small categorical space and
+  would otherwise mostly propose repeats);
 * honour the constraint: a trial proposing a violating architecture is told ``FAIL`` without
   evaluation (optuna's samplers ignore failed trials) and counted in ``rejected``;
 * stop after ``max_tries`` consecutive proposals that were repeats or violations (the space or its
@@ -23,6 +26,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from oneshot.search.base import Searcher, SearchError
 from oneshot.search.multiobjective import MultiObjectiveMixin
@@ -56,6 +61,9 @@ class OptunaSearcher(Searcher):
         self.batch_size = int(batch_size)
         self.max_tries = int(max_tries)
         self.rejected = 0
+        self.repeats = 0
+        self._replace_repeats = False
+        self._rng = np.random.default_rng(self.seed)
         self._objectives: tuple[Objective, ...] = (Objective("fitness"),)
         self._values: dict[Architecture, list[float]] = {}
         self._infeasible: set[Architecture] = set()
@@ -100,11 +108,18 @@ class OptunaSearcher(Searcher):
         ):
             trial = self.study.ask(self._distributions)
             arch = self._arch_of(trial)
-            if arch in self._values:
+            if self._replace_repeats and (arch in self._values or arch in in_batch):
+                self.study.tell(trial, state=TrialState.FAIL)
+                self.repeats += 1
+                consecutive += 1
+                self._enqueue_unseen(in_batch)
+            elif arch in self._values:
                 self.study.tell(trial, self._values[arch])
+                self.repeats += 1
                 consecutive += 1
             elif arch in in_batch:
                 self._aliases.append((trial, arch))
+                self.repeats += 1
                 consecutive += 1
             elif arch in self._infeasible or not self.is_feasible(arch):
                 self._infeasible.add(arch)
@@ -122,6 +137,14 @@ class OptunaSearcher(Searcher):
             )
         return batch
 
+    def _enqueue_unseen(self, in_batch: set[Architecture]) -> None:
+        """Queue a random architecture neither evaluated, in the batch nor known infeasible."""
+        for _ in range(self.max_tries):
+            arch = self.space.sample(self._rng)
+            if arch not in self._values and arch not in in_batch and arch not in self._infeasible:
+                self.study.enqueue_trial(dict(zip(self.space.labels, arch.choices, strict=True)))
+                return
+
     def _tell(self, results: list[tuple[Architecture, float]]) -> None:
         entries = self._history[-len(results):]
         for trial, entry in zip(self._trials, entries, strict=True):
@@ -135,7 +158,7 @@ class OptunaSearcher(Searcher):
     def _result_fields(self) -> dict[str, Any]:
         fields = super()._result_fields()
         extras = dict(fields.get("extras", {}))
-        extras.update({"trials": len(self.study.trials), "rejected": self.rejected})
+        extras.update({"trials": len(self.study.trials), "rejected": self.rejected, "repeats": self.repeats})
         fields["extras"] = extras
         return fields
 
@@ -242,6 +265,7 @@ class TPESearcher(OptunaSearcher):
         self.n_startup_trials = int(n_startup_trials)
         self.multivariate = bool(multivariate)
         self._objectives = parse_objectives(["fitness"])
+        self._replace_repeats = True
         self._start()
 
     @classmethod
