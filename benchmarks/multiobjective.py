@@ -260,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     example = build_searcher("nsga2", bench.space, budget=max(args.budgets), seed=0, objectives=OBJECTIVES)
     result = example.run(make_fitness(bench, 0.0, 0))
     write_pareto(args.out / "example_pareto.json", args.out / "example_pareto.png", result.history, OBJECTIVES,
-                 reference, marked=result.pareto)
+                 reference, marked=[result.best])
     print(markdown(summary, diffs, meta))
     return 0
 
