@@ -56,6 +56,7 @@ class LatencyTable:
     fixed_ms: float | None = None
     calibration: list[dict[str, Any]] = field(default_factory=list)
     shape_dependent: list[str] = field(default_factory=list)
+    rounds_ms: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
     def predict(self, arch: Architecture) -> float:
         """Predicted batch latency (ms) of ``arch``; needs a complete table."""
@@ -81,6 +82,7 @@ class LatencyTable:
             "fixed_ms": self.fixed_ms,
             "calibration": self.calibration,
             "shape_dependent": self.shape_dependent,
+            "rounds_ms": self.rounds_ms,
         }
 
     def save(self, path: str | Path) -> None:
@@ -99,7 +101,10 @@ class LatencyTable:
             raise OneshotError(f"cannot read latency table {path}: {exc}") from None
         if obj.get("format") != FORMAT:
             raise OneshotError(f"latency table {path} has format {obj.get('format')!r}, expected {FORMAT}")
-        return cls(obj["meta"], obj["layers"], obj["fixed_ms"], obj.get("calibration", []), obj.get("shape_dependent", []))
+        return cls(
+            obj["meta"], obj["layers"], obj["fixed_ms"], obj.get("calibration", []),
+            obj.get("shape_dependent", []), obj.get("rounds_ms", {}),
+        )
 
 
 def _shapes(obj: Any) -> Any:
@@ -147,14 +152,20 @@ def build_latency_table(
     batch_size: int = 1,
     warmup: int = 2,
     repeats: int = 7,
+    rounds: int = 1,
     calibration_archs: int = 3,
     seed: int = 0,
     progress: bool = True,
 ) -> LatencyTable:
     """Build (or resume) the latency table of ``model`` at ``path``; returns the complete table.
 
-    ``example`` is at batch 1 on the model's device; the table is for ``batch_size``.
+    ``example`` is at batch 1 on the model's device; the table is for ``batch_size``. Each entry
+    is the median of ``repeats`` timed calls; with ``rounds > 1`` the whole table is timed that
+    many times, one layer after the other, and each entry is the median over rounds (a burst of
+    load on a shared machine then spoils one round of a few entries rather than whole entries).
     """
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
     space = SearchSpace.from_module(model)
     layers = choice_layers(model)
     for layer in layers:
@@ -171,6 +182,7 @@ def build_latency_table(
         "batch_size": int(batch_size),
         "warmup": int(warmup),
         "repeats": int(repeats),
+        "rounds": int(rounds),
         "seed": int(seed),
     }
     path = Path(path)
@@ -186,7 +198,10 @@ def build_latency_table(
     x = batch_example(example, int(batch_size))
     rng = np.random.default_rng(seed)
     reference = space.sample(rng)
-    todo = [layer for layer in layers if layer.label not in table.layers]
+    def done(layer: ChoiceLayer, r: int) -> bool:
+        return len(table.rounds_ms.get(layer.label, {}).get(layer.choice_names[-1], [])) > r
+
+    todo = [(r, layer) for r in range(rounds) for layer in layers if not done(layer, r)]
     if todo:
         inputs = capture_layer_inputs(model, reference, x, forward=forward)
         other = capture_layer_inputs(model, space.sample(rng), x, forward=forward)
@@ -198,25 +213,28 @@ def build_latency_table(
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=sum(layer.num_choices for layer in todo), desc="latency table", unit="op")
+            bar = tqdm(total=sum(layer.num_choices for _, layer in todo), desc="latency table", unit="op")
         was_training = model.training
         model.eval()
         try:
-            for layer in todo:
+            for r, layer in todo:
                 calls = inputs.get(layer.label)
                 if not calls:
                     raise OneshotError(f"layer {layer.label!r} did not run in a forward pass of {reference.key}")
-                row: dict[str, float] = {}
+                row = table.rounds_ms.setdefault(layer.label, {})
                 for name, cand in layer.candidates.items():
 
                     def run(cand: nn.Module = cand, calls: Any = calls) -> None:
                         for args, kwargs in calls:
                             cand(*args, **kwargs)
 
-                    row[name] = statistics.median(time_call(run, device=device, warmup=warmup, repeats=repeats))
+                    times = row.setdefault(name, [])
+                    del times[r:]  # a round interrupted inside this layer is redone
+                    times.append(statistics.median(time_call(run, device=device, warmup=warmup, repeats=repeats)))
                     if bar is not None:
                         bar.update(1)
-                table.layers[layer.label] = row
+                if r == rounds - 1:
+                    table.layers[layer.label] = {n: statistics.median(v) for n, v in row.items()}
                 table.save(path)
         finally:
             model.train(was_training)
@@ -225,12 +243,16 @@ def build_latency_table(
         del inputs
     if table.fixed_ms is None:
         archs = [reference] + [space.sample(rng) for _ in range(max(0, calibration_archs - 1))]
-        table.calibration = []
-        for arch in archs:
-            measured = measure_latency(
-                model, example, arch=arch, batch_size=batch_size, warmup=warmup, repeats=repeats, forward=forward
-            ).median_ms
-            table.calibration.append({"key": arch.key, "measured_ms": measured, "layer_sum_ms": table.layer_sum(arch)})
+        measured: list[list[float]] = [[] for _ in archs]
+        for _ in range(rounds):
+            for i, arch in enumerate(archs):
+                measured[i].append(measure_latency(
+                    model, example, arch=arch, batch_size=batch_size, warmup=warmup, repeats=repeats, forward=forward
+                ).median_ms)
+        table.calibration = [
+            {"key": arch.key, "measured_ms": statistics.median(m), "layer_sum_ms": table.layer_sum(arch)}
+            for arch, m in zip(archs, measured, strict=True)
+        ]
         table.fixed_ms = statistics.median(c["measured_ms"] - c["layer_sum_ms"] for c in table.calibration)
         table.save(path)
     return table
@@ -245,17 +267,26 @@ def predictor_error(
     forward: ForwardFn | None = None,
     warmup: int = 2,
     repeats: int = 7,
+    rounds: int = 3,
 ) -> dict[str, Any]:
     """Predicted against measured latency on ``archs`` (use architectures not in the calibration).
+
+    Measured latency: the median over ``rounds`` interleaved rounds (every architecture once per
+    round) of :func:`~oneshot.cost.measure_latency` medians.
 
     Returns the median, mean and largest absolute percentage error, Pearson's r of predicted with
     measured, and every architecture's pair.
     """
+    rounds_ms: list[list[float]] = [[] for _ in archs]
+    for _ in range(rounds):  # interleaved, so a burst of load on the machine hits every architecture
+        for i, arch in enumerate(archs):
+            rounds_ms[i].append(measure_latency(
+                model, example, arch=arch, batch_size=table.meta["batch_size"], warmup=warmup, repeats=repeats,
+                forward=forward,
+            ).median_ms)
     rows = []
-    for arch in archs:
-        measured = measure_latency(
-            model, example, arch=arch, batch_size=table.meta["batch_size"], warmup=warmup, repeats=repeats, forward=forward
-        ).median_ms
+    for arch, times in zip(archs, rounds_ms, strict=True):
+        measured = statistics.median(times)
         predicted = table.predict(arch)
         rows.append({"key": arch.key, "measured_ms": measured, "predicted_ms": predicted,
                      "abs_pct_error": 100.0 * abs(predicted - measured) / measured})
@@ -269,6 +300,7 @@ def predictor_error(
         "mean_abs_pct_error": statistics.fmean(errors),
         "max_abs_pct_error": max(errors),
         "pearson_r": corr,
+        "rounds": rounds,
         "device": table.meta["device"],
         "torch_version": table.meta["torch_version"],
         "architectures": rows,

@@ -98,10 +98,17 @@ def test_latency_table_builds_resumes_and_predicts(toy, tmp_path):
     # an interrupted build (only some layers written) is completed, the others kept
     partial = LatencyTable.load(path)
     partial.layers = {"body.0": partial.layers["body.0"]}
+    partial.rounds_ms = {"body.0": partial.rounds_ms["body.0"], "body.1": {"conv3": [1.0]}}
     partial.fixed_ms = None
     partial.save(path)
     resumed = build_latency_table(model, x, path, warmup=1, repeats=3, progress=False)
     assert resumed.layers["body.0"] == table.layers["body.0"] and len(resumed.layers) == 4
+    assert all(len(v) == 1 for row in resumed.rounds_ms.values() for v in row.values())
+    assert resumed.layers["body.1"]["conv3"] != 1.0  # the interrupted layer was timed again
+    # several rounds: every entry is the median over rounds
+    three = build_latency_table(model, x, tmp_path / "three.json", warmup=1, repeats=3, rounds=3, progress=False)
+    assert all(len(v) == 3 for row in three.rounds_ms.values() for v in row.values())
+    assert three.layers["body.2"]["conv5"] == sorted(three.rounds_ms["body.2"]["conv5"])[1]
     with pytest.raises(OneshotError, match="other settings.*repeats"):
         build_latency_table(model, x, path, warmup=1, repeats=5, progress=False)
     err = predictor_error(table, model, x, [space.sample(s) for s in range(3)], warmup=1, repeats=3)
