@@ -42,7 +42,7 @@ from oneshot.errors import OneshotError
 from oneshot.space import Architecture, ChoiceLayer, SearchSpace
 from oneshot.supernet import activate, choice_layers
 
-__all__ = ["LatencyTable", "build_latency_table", "capture_layer_inputs", "predictor_error"]
+__all__ = ["LatencyTable", "build_latency_table", "capture_layer_inputs", "latency_table_for_task", "predictor_error"]
 
 FORMAT = 1
 
@@ -305,3 +305,10 @@ def predictor_error(
         "torch_version": table.meta["torch_version"],
         "architectures": rows,
     }
+
+
+def latency_table_for_task(task: Any, path: str | Path, **options: Any) -> LatencyTable:
+    """Build (or resume) the latency table of ``task``'s supernet on ``task.device`` at its
+    :meth:`~oneshot.tasks.Task.example_input`; ``options`` go to :func:`build_latency_table`."""
+    model = task.build_supernet().eval()
+    return build_latency_table(model, task.example_input(), path, progress=task.progress, **options)

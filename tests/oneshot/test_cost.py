@@ -162,3 +162,11 @@ def test_bad_constraints_and_objectives_are_one_line_config_errors(override, mes
 def test_constraints_and_objectives_config():
     c = load_config(RunConfig, overrides=["search.constraints.max_latency_ms=40", "search.objectives=[fitness, latency_ms]"])
     assert c.search.constraints.max_latency_ms == 40.0 and c.search.objectives == ["fitness", "latency_ms"]
+
+
+def test_latency_table_for_the_toy_task(tmp_path):
+    from oneshot.latency_table import latency_table_for_task
+
+    task = ToyTask(ToyConfig(), run_dir=tmp_path, progress=False)
+    table = latency_table_for_task(task, tmp_path / "t.json", warmup=1, repeats=2)
+    assert len(table.layers) == 4 and table.meta["device"].startswith("cpu")
