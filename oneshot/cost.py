@@ -261,18 +261,21 @@ def with_costs(fitness: Fitness, cost_model: CostModel, keys: Sequence[str] = ("
         return {"fitness": ev.fitness, **ev.metrics, **cost_model.metrics(arch, keys)}
 
     if isinstance(fitness, BatchFitness):
+        batch = fitness
 
         class _Costed(BatchFitness):
             def __call__(self, archs: Sequence[Architecture]) -> list[FitnessValue]:
-                values = list(fitness(archs))  # type: ignore[operator]
+                values = list(batch(archs))
                 if len(values) != len(archs):
                     raise ValueError(f"batch fitness returned {len(values)} values for {len(archs)} architectures")
                 return [merge(a, v) for a, v in zip(archs, values, strict=True)]
 
         return _Costed()
 
+    per_arch: Callable[[Architecture], FitnessValue] = fitness
+
     def costed(arch: Architecture) -> dict[str, Any]:
-        return merge(arch, fitness(arch))  # type: ignore[operator]
+        return merge(arch, per_arch(arch))
 
     return costed
 

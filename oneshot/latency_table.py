@@ -284,13 +284,13 @@ def predictor_error(
                 model, example, arch=arch, batch_size=table.meta["batch_size"], warmup=warmup, repeats=repeats,
                 forward=forward,
             ).median_ms)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for arch, times in zip(archs, rounds_ms, strict=True):
         measured = statistics.median(times)
         predicted = table.predict(arch)
         rows.append({"key": arch.key, "measured_ms": measured, "predicted_ms": predicted,
                      "abs_pct_error": 100.0 * abs(predicted - measured) / measured})
-    errors = [r["abs_pct_error"] for r in rows]
+    errors: list[float] = [r["abs_pct_error"] for r in rows]
     m = np.array([r["measured_ms"] for r in rows])
     p = np.array([r["predicted_ms"] for r in rows])
     corr = float(np.corrcoef(m, p)[0, 1]) if len(rows) > 2 and m.std() > 0 and p.std() > 0 else float("nan")

@@ -77,10 +77,9 @@ class OptunaSearcher(Searcher):
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # no INFO line per trial
-        self.study = optuna.create_study(
-            directions=[o.direction for o in self._objectives], sampler=self._make_sampler()
-        )
-        self._distributions = {
+        directions: list[Any] = [o.direction for o in self._objectives]
+        self.study = optuna.create_study(directions=directions, sampler=self._make_sampler())
+        self._distributions: dict[str, optuna.distributions.BaseDistribution] = {
             layer.label: optuna.distributions.CategoricalDistribution(list(range(layer.num_choices)))
             for layer in self.space.layers
         }
