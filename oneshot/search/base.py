@@ -248,6 +248,8 @@ class Searcher(ABC):
     """
 
     name: ClassVar[str] = ""
+    #: whether the searcher takes ``objectives`` and returns a Pareto set (``SearchResult.pareto``)
+    multi_objective: ClassVar[bool] = False
 
     def __init__(self, space: SearchSpace, *, seed: int = 0) -> None:
         self.space = space

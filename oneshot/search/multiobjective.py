@@ -11,7 +11,7 @@ equals), so single-objective code keeps working.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -42,7 +42,7 @@ class MultiObjectiveMixin(Searcher):
     Subclasses call :meth:`_init_objectives` in their constructor.
     """
 
-    multi_objective = True
+    multi_objective: ClassVar[bool] = True
     objectives: tuple[Objective, ...]
 
     def _init_objectives(self, objectives: Sequence[ObjectiveLike] | ObjectiveLike) -> None:

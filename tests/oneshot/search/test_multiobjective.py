@@ -113,3 +113,10 @@ def test_nsga2_counts_rejected_proposals():
     assert result.extras["rejected"] == s.rejected > 0
     with pytest.raises(SearchError):
         build_searcher("tpe", space, budget=10).run(_fitness(space), constraint=lambda a: False)
+
+
+def test_multi_objective_flag():
+    from oneshot.search import available_searchers, get_searcher_class
+
+    flags = {name: get_searcher_class(name).multi_objective for name in available_searchers()}
+    assert {n for n, f in flags.items() if f} == {"nsga2", "mo-random"}
