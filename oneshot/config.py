@@ -24,6 +24,7 @@ __all__ = [
     "RetrainConfig",
     "SearchConfig",
     "EvalConfig",
+    "ConstraintsConfig",
     "RunConfig",
     "load_config",
     "parse_overrides",
@@ -108,6 +109,16 @@ class RetrainConfig(OptimConfig):
     batch_size: int = Field(2, ge=1, description="images per optimizer step")
 
 
+class ConstraintsConfig(StrictModel):
+    """Limits on an architecture's cost; a violating architecture is never evaluated."""
+
+    max_flops: float | None = Field(None, gt=0, description="FLOPs of one forward pass at the task's example input")
+    max_params: float | None = Field(None, gt=0, description="parameters of the chosen path")
+    max_latency_ms: float | None = Field(
+        None, gt=0, description="batch-1 latency on the run's device (predicted by the latency table when there is one)"
+    )
+
+
 class SearchConfig(StrictModel):
     """Architecture search on the trained supernet."""
 
@@ -117,6 +128,21 @@ class SearchConfig(StrictModel):
         description="keyword options per searcher name, e.g. {path-priority: {cycles: 5}, random: {num_samples: 300}}",
     )
     random_baselines: int = Field(5, ge=0, description="random architectures evaluated for the report")
+    constraints: ConstraintsConfig = Field(default_factory=ConstraintsConfig)
+    objectives: list[str | dict[str, str]] = Field(
+        default_factory=lambda: ["fitness"],
+        description="what multi-objective searchers optimise: metric names, '+name' (maximise) / '-name' "
+        "(minimise), or {name, direction}; bare cost names (flops, params, latency_ms) are minimised, "
+        "others maximised",
+    )
+
+    @field_validator("objectives")
+    @classmethod
+    def _check_objectives(cls, value: list[str | dict[str, str]]) -> list[str | dict[str, str]]:
+        from oneshot.search.objectives import parse_objectives
+
+        parse_objectives(value)  # ValueError -> a one-line config error naming search.objectives
+        return value
 
 
 class EvalConfig(StrictModel):

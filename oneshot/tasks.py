@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from oneshot.config import RunConfig
+from oneshot.errors import OneshotError
 from oneshot.registry import Registry, UnknownNameError
 from oneshot.space import Architecture
 
@@ -99,6 +100,15 @@ class Task(ABC):
         Returns one metrics dict per architecture with a ``"fitness"`` key (higher is better).
         ``split`` is ``"search"`` (the held-out search split) or ``"val"`` (final evaluation).
         """
+
+    def example_input(self) -> Any:
+        """One input at batch 1, on ``self.device``, as the supernet takes it (``model(x)``, a tuple
+        unpacked): what FLOPs and latency are measured on (see :mod:`oneshot.cost`). Use the size
+        the task evaluates at. Optional: only cost-aware search needs it."""
+        raise OneshotError(
+            f"task {self.name!r} does not provide an example input (Task.example_input), "
+            "needed to measure FLOPs, parameters and latency"
+        )
 
     def evaluate_standalone(self, model: nn.Module, *, split: str = "val") -> dict[str, float]:
         """Evaluate a frozen, retrained model; metrics dict with a ``"fitness"`` key."""

@@ -109,6 +109,10 @@ class ToyTask(Task):
         m = self.config.model  # type: ignore[attr-defined]
         return ToySupernet(width=m.width, num_layers=m.num_layers).to(self.device)
 
+    def example_input(self) -> torch.Tensor:
+        size = self.config.data.image_size  # type: ignore[attr-defined]
+        return torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0)).to(self.device)
+
     def train_batches(
         self, *, seed: int, shard: tuple[int, int] = (0, 1), batch_size: int | None = None
     ) -> Iterator[Any]:
