@@ -253,6 +253,43 @@ def export_command(task: str | None, preset: str | None, config_path: str | None
     click.echo(json.dumps(info, indent=1))
 
 
+@cli.command("latency-table")
+@_run_options
+@click.option("--rounds", type=click.IntRange(min=1), default=3, show_default=True, help="interleaved timing rounds per candidate")
+def latency_table_command(task: str | None, preset: str | None, config_path: str | None, out: str | None, overrides: tuple[str, ...], device: str | None, quiet: bool, rounds: int) -> None:
+    """Time every candidate of every choice layer in place on the run's device (RUN/latency_table.json).
+
+    Resumable: an interrupted build continues where it stopped. Once the table exists, latency
+    objectives and constraints (search.objectives, search.constraints.max_latency_ms) use its
+    prediction instead of running each architecture.
+    """
+    from oneshot.latency_table import latency_table_for_task
+
+    pipe = _open(task, preset, config_path, out, overrides, device, quiet)
+    table = latency_table_for_task(pipe.task, pipe.run_dir / "latency_table.json", rounds=rounds)
+    _echo(quiet, f"latency table: {pipe.run_dir / 'latency_table.json'} ({len(table.layers)} layers, fixed part {table.fixed_ms or 0.0:.2f} ms)")
+
+
+@cli.command("graph")
+@_run_options
+@click.option("--output", type=click.Path(dir_okay=False), default=None, help="picture to write [default: RUN/components.png]")
+def graph_command(task: str | None, preset: str | None, config_path: str | None, out: str | None, overrides: tuple[str, ...], device: str | None, quiet: bool, output: str | None) -> None:
+    """Draw how the supernet's components feed each other, traced from one forward pass."""
+    from pathlib import Path
+
+    from oneshot.graph import component_graph, layer_graph, plot_component_graph
+
+    pipe = _open(task, preset, config_path, out, overrides, device, quiet)
+    model = pipe.task.build_supernet().eval()
+    graph = component_graph(layer_graph(model, pipe.task.example_input()))
+    target = Path(output) if output else pipe.run_dir / "components.png"
+    plot_component_graph(graph, path=str(target), title=f"{pipe.task_cls.name}: components and their connections")
+    for a, b, d in graph.edges(data=True):
+        if d["inter_modular"]:
+            _echo(quiet, f"{a} -> {b}: {d['connections']} layer connections")
+    _echo(quiet, f"picture: {target}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     try:

@@ -16,12 +16,11 @@ reference point, and writes
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
+from oneshot.files import atomic_write_json
 from oneshot.search.base import HistoryEntry
 from oneshot.search.multiobjective import pareto_entries
 from oneshot.search.objectives import ObjectiveLike, objective_values, parse_objectives
@@ -131,11 +130,7 @@ def write_pareto(
     constraint's rejection counts) and, when ``path_png`` is given, ``pareto.png``; returns the JSON."""
     marked = list(marked)
     summary = {**pareto_summary(history, objectives, reference_point, marked=marked), **dict(extra or {})}
-    path = Path(path_json)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(summary, indent=1) + "\n")
-    tmp.replace(path)
+    atomic_write_json(path_json, summary)
     if path_png is not None:
         plot_pareto(history, objectives, marked=marked, reference_lines=reference_lines, path=path_png)
     return summary

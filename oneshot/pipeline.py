@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from oneshot.config import RunConfig
+from oneshot.cost import CostConstraint, CostModel, build_constraint
 from oneshot.distributed import (
     broadcast_object,
     get_rank,
@@ -39,7 +40,14 @@ from oneshot.errors import CheckpointError, ConfigError
 from oneshot.report import RetrainResult, ScoredArchitecture, SearchReport, summary_markdown
 from oneshot.run import RUN_FILES, RunDir, fault_point, resolve_config
 from oneshot.sampling import build_sampler
-from oneshot.search import SearchResult, build_searcher
+from oneshot.search import (
+    COST_METRICS,
+    Objective,
+    SearchResult,
+    build_searcher,
+    get_searcher_class,
+    parse_objectives,
+)
 from oneshot.search.base import Searcher
 from oneshot.space import Architecture, SearchSpace
 from oneshot.study import Study
@@ -78,6 +86,10 @@ def open_run(
         config.device = device
     run.pin_config(task_name, config)
     return Pipeline(task_cls, config, run.root, progress=progress)
+
+
+def _has_limits(search_cfg: Any) -> bool:
+    return any(v is not None for v in search_cfg.constraints.model_dump().values())
 
 
 class Pipeline:
@@ -211,13 +223,18 @@ class Pipeline:
     def study(self, model: nn.Module, *, split: str = "search", store: bool = True, searching: bool = False) -> Study:
         """The study through which architectures are evaluated on ``model``: with the run's
         evaluation store for the ``search`` split (unless ``store=False``), in memory otherwise.
-        One architecture per call, so each result reaches the store as soon as it exists."""
+        One architecture per call, so each result reaches the store as soon as it exists. When
+        the search's objectives name costs (FLOPs, parameters, latency), they are recorded too."""
+        cost_keys = self._cost_keys()
+        costs = self.cost_model(model) if cost_keys else None
 
         def fitness(arch: Architecture) -> dict[str, Any]:
             if searching:
                 fault_point("search", self._evaluated)
             metrics = self.task.evaluate(model, [arch], split=split)[0]
             self._evaluated += 1
+            if costs is not None:
+                metrics = {**metrics, **costs.metrics(arch, cost_keys)}
             return metrics
 
         use_store = store and split == "search"
@@ -231,24 +248,62 @@ class Pipeline:
         """Evaluate architectures through the study (never twice); metrics dicts in order."""
         return [{"fitness": e.fitness, **e.metrics} for e in self.study(model, split=split).evaluate(archs)]
 
-    def build_searcher(self, space: SearchSpace) -> Searcher:
-        """The configured searcher (``search.searcher`` with ``search.options.<searcher>``)."""
+    # ----------------------------------------------------------------- costs and objectives
+    def objectives(self) -> tuple[Objective, ...]:
+        return parse_objectives(self.config.search.objectives)
+
+    def _cost_keys(self) -> list[str]:
+        return sorted({o.name for o in self.objectives()} & COST_METRICS)
+
+    def cost_model(self, model: nn.Module) -> CostModel:
+        """FLOPs, parameters and latency of ``model``'s architectures at the task's example input,
+        on the run's device; latency from ``latency_table.json`` when the run has one (built by
+        ``oneshot latency-table``), else measured."""
+        cached = getattr(self, "_cost_model", None)
+        if cached is not None and cached.model is model:
+            return cached  # type: ignore[no-any-return]
+        from oneshot.latency_table import LatencyTable
+
+        table_path = self.run_dir / "latency_table.json"
+        table = LatencyTable.load(table_path) if table_path.exists() else None
+        self._cost_model = CostModel(model, self.task.example_input(), table=table)
+        return self._cost_model
+
+    def build_searcher(self, space: SearchSpace, model: nn.Module | None = None) -> Searcher:
+        """The configured searcher (``search.searcher`` with ``search.options.<searcher>``), its
+        objectives (multi-objective searchers) and cost constraint (``search.constraints``; needs
+        ``model`` to measure costs)."""
         cfg = self.config.search
+        options = dict(cfg.options.get(cfg.searcher, {}))
         try:
-            return build_searcher(cfg.searcher, space, seed=self.config.seed, **cfg.options.get(cfg.searcher, {}))
+            cls = get_searcher_class(cfg.searcher)
+            if getattr(cls, "multi_objective", False):
+                options.setdefault("objectives", list(cfg.objectives))
+            elif len(self.objectives()) > 1:
+                raise ValueError(
+                    f"searcher {cfg.searcher!r} optimises the fitness alone, but search.objectives names "
+                    f"{len(self.objectives())}; use a multi-objective searcher (nsga2, mo-random)"
+                )
+            searcher = build_searcher(cfg.searcher, space, seed=self.config.seed, **options)
+            if model is not None:
+                searcher.constraint = build_constraint(self.cost_model(model), cfg.constraints) if _has_limits(cfg) else None
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"search: {exc}") from None
+        return searcher
 
     def search(self, model: nn.Module | None = None) -> SearchResult:
         """Run the configured searcher on the supernet through the evaluation store."""
         model = model if model is not None else self.train_supernet()
         self.prepare_data()
-        searcher = self.build_searcher(SearchSpace.from_module(model))
+        searcher = self.build_searcher(SearchSpace.from_module(model), model)
         study = self.study(model, searching=True)
         log.info("search: %s, at most %d evaluations (%d already stored)", searcher.name, searcher.max_evaluations, len(study))
         start = time.perf_counter()
         result = study.optimize(searcher, progress=self.progress)
         result.extras["search_seconds_this_run"] = time.perf_counter() - start
+        if isinstance(searcher.constraint, CostConstraint):
+            result.extras["constraint"] = searcher.constraint.to_json()
+            log.info("constraint %s: %d draws rejected", searcher.constraint.limits, searcher.constraint.rejected)
         text = json.dumps(result.to_json(), indent=1)
         for folder in (self.run.searcher_dir(result.searcher), self.run_dir):
             self.run.write_text(folder / RUN_FILES["search_result"], text)
@@ -257,13 +312,16 @@ class Pipeline:
         return result
 
     # ----------------------------------------------------------------- report
-    def random_baselines(self, space: SearchSpace, count: int) -> list[Architecture]:
-        """``count`` distinct random architectures, the same for every searcher of this run."""
+    def random_baselines(self, space: SearchSpace, count: int, constraint: Any = None) -> list[Architecture]:
+        """``count`` distinct random architectures, the same for every searcher of this run; with
+        a ``constraint``, drawn among the architectures that satisfy it (as the search's were)."""
         rng = np.random.default_rng(self.config.seed + 7919)
         randoms: list[Architecture] = []
-        while len(randoms) < min(count, space.size):
+        for _ in range(1000 * max(1, count)):
+            if len(randoms) >= min(count, space.size):
+                break
             arch = space.sample(rng)
-            if arch not in randoms:
+            if arch not in randoms and (constraint is None or constraint(arch)):
                 randoms.append(arch)
         return randoms
 
@@ -272,7 +330,8 @@ class Pipeline:
         space = SearchSpace.from_module(model)
         study = self.study(model)
         found = study.evaluate([result.best])[0]
-        randoms = study.evaluate(self.random_baselines(space, self.config.search.random_baselines))
+        constraint = build_constraint(self.cost_model(model), self.config.search.constraints) if _has_limits(self.config.search) else None
+        randoms = study.evaluate(self.random_baselines(space, self.config.search.random_baselines, constraint))
         report = SearchReport(
             task=self.task_cls.name,
             searcher=result.searcher,
@@ -288,8 +347,30 @@ class Pipeline:
         self.run.write_json(folder / RUN_FILES["report_json"], report.to_json())
         self.run.write_text(folder / RUN_FILES["report_md"], report.to_markdown())
         self.run.run_on_main(lambda: self._plots(result, space, folder), "plotting the search")
+        if len(self.objectives()) > 1 or result.pareto:
+            self.run.run_on_main(lambda: self._write_pareto(model, result, folder), "writing the Pareto front")
         self._write_summary(report, space)
         return report
+
+    def _write_pareto(self, model: nn.Module, result: SearchResult, folder: Path) -> None:
+        """``pareto.json`` / ``pareto.png``; the hypervolume's reference point is the worst value
+        of each objective among the evaluated architectures (the nadir), stated in the JSON."""
+        from oneshot.pareto_report import write_pareto
+        from oneshot.search import objective_values
+
+        objectives = self.objectives()
+        history = [h for h in result.history if all(o.name == "fitness" or o.name in h.metrics for o in objectives)]
+        if not history:
+            return
+        values = np.array([objective_values(h.fitness, h.metrics, objectives) for h in history])
+        reference = [float(col.min() if o.direction == "maximize" else col.max()) for o, col in zip(objectives, values.T, strict=True)]
+        extra: dict[str, Any] = {"reference_point_rule": "the worst value of each objective among the evaluated architectures"}
+        if self._cost_keys():
+            extra["costs"] = self.cost_model(model).describe()
+        if "constraint" in result.extras:
+            extra["constraint"] = result.extras["constraint"]
+        write_pareto(folder / "pareto.json", folder / "pareto.png", history, objectives, reference,
+                     marked=[result.best, *result.pareto], extra=extra)
 
     def _write_summary(self, latest: SearchReport, space: SearchSpace) -> None:
         """The top of the run: the latest report (JSON), and every searcher compared (Markdown)."""
