@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from oneshot_panoptic.data import read_panoptic_png, write_panoptic_png
-from oneshot_panoptic.pq import PanopticQuality, evaluate_panoptic_files, prepare_ground_truth
+from oneshot_panoptic.evaluation import PanopticQuality, evaluate_panoptic_files, prepare_ground_truth
 from oneshot_panoptic.structures import PanopticSegmentation
 
 THINGS = list(range(1, 81))

@@ -140,7 +140,7 @@ def random_case(seed: int, *, num_images: int = 2, max_side: int = 12) -> Case:
 
 
 def write_case(case: Case, root: Path) -> dict[str, Path]:
-    """Write a case as COCO-panoptic files; returns the four paths of ``oneshot evaluate``."""
+    """Write a case as COCO-panoptic files; returns the four paths of ``oneshot panoptic evaluate``."""
     paths = {
         "gt_json": root / "gt.json",
         "gt_folder": root / "gt",

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from oneshot import SearchSpace, activate, active_parameters, freeze
-from oneshot_panoptic.backbone import BACKBONE_PRESETS, ShuffleNetV2Supernet
-from oneshot_panoptic.ops import BACKBONE_CHOICES
+from oneshot_panoptic.modeling.backbone import BACKBONE_PRESETS, ShuffleNetV2Supernet
+from oneshot_panoptic.modeling.ops import BACKBONE_CHOICES
 
 
 def test_detnas_presets() -> None:

@@ -18,8 +18,8 @@ from oneshot import (
     freeze,
     recalibrate_bn,
 )
-from oneshot_panoptic.fusion import panoptic_fusion
-from oneshot_panoptic.model import (
+from oneshot_panoptic.modeling.fusion import panoptic_fusion
+from oneshot_panoptic.modeling import (
     DEFAULT_LR_MULTIPLIERS,
     PUBLISHED_ARCHITECTURES,
     AutoPanoptic,
@@ -28,7 +28,8 @@ from oneshot_panoptic.model import (
     param_groups,
     published_architecture,
 )
-from oneshot_panoptic.ops import ShuffleUnit, XceptionUnit
+from oneshot_panoptic.config import PanopticModelConfig
+from oneshot_panoptic.modeling.ops import ShuffleUnit, XceptionUnit
 from oneshot_panoptic.structures import PanopticMetadata, PanopticSegmentation
 
 NUM_THINGS, NUM_STUFF = 3, 2
@@ -313,11 +314,10 @@ def test_builder_options() -> None:
         wide = build_autopanoptic(
             "tiny", num_things=2, num_stuff=1, fpn_channels=32, stage_repeats=[1, 1, 2, 1]
         )
-        cfg = AutoPanoptic.from_config(
-            {"preset": "tiny", "num_things": 2, "num_stuff": 1, "semantic_channels": 16}
-        )
-        nested = AutoPanoptic.from_config(
-            {"preset": "tiny", "num_things": 2, "num_stuff": 1, "overrides": {"semantic_channels": 8}}
+        cfg = build_autopanoptic("tiny", num_things=2, num_stuff=1, semantic_channels=16)
+        overrides = PanopticModelConfig(preset="tiny", overrides={"semantic_channels": 8})
+        nested = build_autopanoptic(
+            overrides.preset, num_things=2, num_stuff=1, **overrides.overrides
         )
     assert wide.fpn.inner_blocks[0][0].out_channels == 32
     assert SearchSpace.from_module(wide).components["backbone"] == tuple(range(5))
@@ -327,4 +327,4 @@ def test_builder_options() -> None:
     with pytest.raises(ValueError, match="unknown model preset"):
         build_autopanoptic("huge", num_things=2, num_stuff=1)
     with pytest.raises(ValueError, match="num_things"):
-        AutoPanoptic.from_config({"preset": "tiny", "num_stuff": 1})
+        build_autopanoptic("tiny", num_things=0, num_stuff=1)
