@@ -40,6 +40,7 @@ __all__ = [
 UNLISTED = 0
 VOID = 1
 FIRST = 2
+_LUT_SIZE = 1 << 12  # ids below this (or below the number of values) map through a table
 
 
 def as_numpy_map(seg_map: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -54,21 +55,28 @@ def as_numpy_map(seg_map: np.ndarray | torch.Tensor) -> np.ndarray:
     return arr
 
 
-def runs(*flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Start index and length of each run of consecutive positions where every array of ``flat``
-    (equal 1-D shapes) keeps its value."""
-    n = flat[0].size
+def runs(flat: np.ndarray, breaks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Start index and length of each run of equal consecutive values of the 1-D ``flat``, also
+    broken after each position in ``breaks`` (where another map of the same pixels changes)."""
+    n = flat.size
     if n == 0:
         return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
-    change = flat[0][1:] != flat[0][:-1]
-    for arr in flat[1:]:
-        change |= arr[1:] != arr[:-1]
+    change = flat[1:] != flat[:-1]
+    if breaks is not None:
+        change[breaks] = True
     starts = np.concatenate((np.zeros(1, dtype=np.intp), np.flatnonzero(change) + 1))
     return starts, np.diff(starts, append=n)
 
 
 def id_slots(values: np.ndarray, sorted_ids: np.ndarray) -> np.ndarray:
     """The slot (see the module docstring) of each id in ``values``; ``sorted_ids`` are the listed ids."""
+    if values.size and int(values.min()) >= 0:
+        top = max(int(values.max()), int(sorted_ids[-1]) if len(sorted_ids) else 0)
+        if top < max(_LUT_SIZE, values.size):  # small ids (fusion output): one gather from a table
+            lut = np.zeros(top + 1, dtype=np.intp)
+            lut[0] = VOID
+            lut[sorted_ids] = np.arange(FIRST, FIRST + len(sorted_ids))
+            return lut.take(values)
     is_zero = (values == 0).astype(np.intp)
     k = len(sorted_ids)
     if k == 0:
@@ -126,6 +134,8 @@ class PreparedGroundTruth:
         areas: ``(K,)`` float64, the JSON ``area`` when given, else the pixel count.
         void_slot: the slot holding the pixels of id 0.
         crowd_slot_by_category: category id -> slot of its crowd segment (the last listed one).
+        breaks: ``(R - 1,)`` positions ``i`` where the slot changes from pixel ``i`` to ``i + 1``
+            (row-major), so a prediction's runs are found with one comparison of its own.
     """
 
     __slots__ = (
@@ -138,6 +148,7 @@ class PreparedGroundTruth:
         "areas",
         "void_slot",
         "crowd_slot_by_category",
+        "breaks",
         "_device_slots",
     )
 
@@ -153,6 +164,7 @@ class PreparedGroundTruth:
         areas: np.ndarray,
         void_slot: int,
         crowd_slot_by_category: dict[int, int],
+        breaks: np.ndarray,
     ) -> None:
         self.image_id = image_id
         self.shape = shape
@@ -163,6 +175,7 @@ class PreparedGroundTruth:
         self.areas = areas
         self.void_slot = void_slot
         self.crowd_slot_by_category = crowd_slot_by_category
+        self.breaks = breaks
         self._device_slots: dict[torch.device, torch.Tensor] = {}
 
     @property
@@ -206,6 +219,8 @@ def prepare_ground_truth(
     starts, lengths = runs(flat)
     run_ids = flat[starts]
     run_slots = id_slots(run_ids, ids)
+    # Runs of equal ids are runs of equal slots, except where two unlisted ids meet.
+    breaks = (starts[1:] - 1)[run_slots[1:] != run_slots[:-1]]
     counts = np.bincount(run_slots, weights=lengths, minlength=len(ids) + FIRST).astype(np.int64)
     if strict:
         if counts[UNLISTED]:
@@ -243,6 +258,7 @@ def prepare_ground_truth(
         areas=areas,
         void_slot=slot_of.get(0, VOID),
         crowd_slot_by_category=crowd,
+        breaks=breaks,
     )
 
 
@@ -252,7 +268,7 @@ def confusion_numpy(
     """``(Kg + 2, Kp + 2)`` int64 pixel counts of (ground-truth slot, predicted slot), with
     panopticapi's checks of the prediction (every non-zero id listed, every listed id present)."""
     flat = pred_map.reshape(-1)
-    starts, lengths = runs(gt.slots, flat)
+    starts, lengths = runs(flat, gt.breaks)
     run_ids = flat[starts]
     pred_slots = id_slots(run_ids, pred_ids)
     num_pred = len(pred_ids) + FIRST
@@ -299,8 +315,7 @@ def _unlisted_error(first: int, image_id: Any) -> None:
 
 
 def _check_present(conf: np.ndarray, pred_ids: np.ndarray, image_id: Any) -> None:
-    pred_area = conf[:, FIRST:].sum(axis=0)
-    missing = [int(i) for i, a in zip(pred_ids, pred_area, strict=True) if a == 0]
+    missing = pred_ids[conf[:, FIRST:].sum(axis=0) == 0].tolist()
     if missing:
         raise DatasetError(
             f"image {image_id}: predicted segment ids {missing} are in segments_info but not in the PNG"
