@@ -55,7 +55,11 @@ def evaluate(
     gt_json: Path, gt_folder: Path, pred_json: Path, pred_folder: Path, as_json: bool, workers: int
 ) -> None:
     """Panoptic quality of COCO-panoptic prediction files (same numbers as panopticapi)."""
-    from oneshot_panoptic.evaluation import evaluate_panoptic_files, format_pq_table, results_to_json
+    from oneshot_panoptic.evaluation import (
+        evaluate_panoptic_files,
+        format_pq_table,
+        results_to_json,
+    )
 
     start = time.perf_counter()
     results = evaluate_panoptic_files(gt_json, gt_folder, pred_json, pred_folder, workers=workers)

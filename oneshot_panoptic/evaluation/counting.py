@@ -353,10 +353,12 @@ def match_image(
     pred_matched[cols] = True
     fn = gt.category_ids[~gt_matched & ~gt.iscrowd]
 
-    crowd_rows = np.array([gt.crowd_slot_by_category.get(int(c), -1) for c in pred_categories], dtype=np.intp)
     ignored_px = void.copy()
-    cols_with_crowd = np.nonzero(crowd_rows >= 0)[0]
-    ignored_px[cols_with_crowd] += conf[crowd_rows[cols_with_crowd], cols_with_crowd + FIRST]
+    if gt.crowd_slot_by_category:
+        crowd = gt.crowd_slot_by_category
+        crowd_rows = np.array([crowd.get(c, -1) for c in pred_categories.tolist()], dtype=np.intp)
+        cols_with_crowd = np.nonzero(crowd_rows >= 0)[0]
+        ignored_px[cols_with_crowd] += conf[crowd_rows[cols_with_crowd], cols_with_crowd + FIRST]
     with np.errstate(divide="ignore", invalid="ignore"):
         ignored = ignored_px / pred_area > 0.5
     fp = pred_categories[~pred_matched & ~ignored]

@@ -25,7 +25,12 @@ from oneshot_panoptic.modeling.attention import InterModularAttention
 from oneshot_panoptic.modeling.backbone import BACKBONE_PRESETS, BackboneSpec, ShuffleNetV2Supernet
 from oneshot_panoptic.modeling.heads import SearchableMaskHead, SemanticHead
 from oneshot_panoptic.modeling.model import AutoPanoptic, NoResizeTransform
-from oneshot_panoptic.modeling.ops import BACKBONE_CHOICES, HEAD_CHOICES, INTER_CHOICES, group_norm_groups
+from oneshot_panoptic.modeling.ops import (
+    BACKBONE_CHOICES,
+    HEAD_CHOICES,
+    INTER_CHOICES,
+    group_norm_groups,
+)
 
 __all__ = [
     "AutoPanopticPreset",

@@ -19,7 +19,11 @@ from click.testing import CliRunner
 
 from oneshot.cli import cli
 from oneshot_panoptic.data import load_panoptic_json, read_panoptic_png
-from oneshot_panoptic.evaluation import PanopticQuality, evaluate_panoptic_files, prepare_ground_truth
+from oneshot_panoptic.evaluation import (
+    PanopticQuality,
+    evaluate_panoptic_files,
+    prepare_ground_truth,
+)
 from oneshot_panoptic.structures import PanopticSegmentation
 
 needs_tfmodels = pytest.mark.skipif(

@@ -18,7 +18,7 @@ from oneshot import (
     freeze,
     recalibrate_bn,
 )
-from oneshot_panoptic.modeling.fusion import panoptic_fusion
+from oneshot_panoptic.config import PanopticModelConfig
 from oneshot_panoptic.modeling import (
     DEFAULT_LR_MULTIPLIERS,
     PUBLISHED_ARCHITECTURES,
@@ -28,7 +28,7 @@ from oneshot_panoptic.modeling import (
     param_groups,
     published_architecture,
 )
-from oneshot_panoptic.config import PanopticModelConfig
+from oneshot_panoptic.modeling.fusion import panoptic_fusion
 from oneshot_panoptic.modeling.ops import ShuffleUnit, XceptionUnit
 from oneshot_panoptic.structures import PanopticMetadata, PanopticSegmentation
 

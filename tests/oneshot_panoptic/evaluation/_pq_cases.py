@@ -15,7 +15,7 @@ import numpy as np
 from oneshot_panoptic.data import write_panoptic_png
 from oneshot_panoptic.structures import PanopticSegmentation
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+SHARED_DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
 TFMODELS = SHARED_DATA / "tfmodels_deeplab_panoptic_sample"
 PANOPTICAPI_SAMPLE = SHARED_DATA / "panopticapi_sample"
 
