@@ -100,13 +100,6 @@ class ShuffleNetV2Supernet(nn.Module):
             **kwargs,
         )
 
-    @classmethod
-    def from_preset(cls, name: str, **kwargs: str) -> ShuffleNetV2Supernet:
-        """One of :data:`BACKBONE_PRESETS` (``tiny``, ``300M``, ``1.3G``, ``3.8G``)."""
-        if name not in BACKBONE_PRESETS:
-            raise ValueError(f"unknown backbone preset {name!r}; choose from {list(BACKBONE_PRESETS)}")
-        return cls.from_spec(BACKBONE_PRESETS[name], **kwargs)
-
     def _init_weights(self) -> None:
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
