@@ -64,8 +64,14 @@ def runs(flat: np.ndarray, breaks: np.ndarray | None = None) -> tuple[np.ndarray
     change = flat[1:] != flat[:-1]
     if breaks is not None:
         change[breaks] = True
-    starts = np.concatenate((np.zeros(1, dtype=np.intp), np.flatnonzero(change) + 1))
-    return starts, np.diff(starts, append=n)
+    last = np.flatnonzero(change)  # the last position of every run but the final one
+    starts = np.empty(last.size + 1, dtype=np.intp)
+    starts[0] = 0
+    np.add(last, 1, out=starts[1:])
+    lengths = np.empty_like(starts)
+    np.subtract(starts[1:], starts[:-1], out=lengths[:-1])
+    lengths[-1] = n - starts[-1]
+    return starts, lengths
 
 
 def id_slots(values: np.ndarray, sorted_ids: np.ndarray) -> np.ndarray:
