@@ -38,7 +38,7 @@ def build(model: str, *, worst_case: bool = False) -> tuple[nn.Module, Any]:
 
         return ToySupernet(width=32, num_layers=6), torch.randn(1, 3, 32, 32)
     if model == "panoptic-tiny":
-        from oneshot_panoptic.model import build_autopanoptic
+        from oneshot_panoptic import build_autopanoptic
 
         # worst case: box score threshold 0, so the mask head always runs on detections_per_img
         # boxes instead of however many an (untrained) path happens to keep

@@ -19,7 +19,11 @@ from click.testing import CliRunner
 
 from oneshot.cli import cli
 from oneshot_panoptic.data import load_panoptic_json, read_panoptic_png
-from oneshot_panoptic.pq import PanopticQuality, evaluate_panoptic_files, prepare_ground_truth
+from oneshot_panoptic.evaluation import (
+    PanopticQuality,
+    evaluate_panoptic_files,
+    prepare_ground_truth,
+)
 from oneshot_panoptic.structures import PanopticSegmentation
 
 needs_tfmodels = pytest.mark.skipif(
@@ -54,7 +58,7 @@ def _in_memory(
 
 
 def _cli_json(gt_json: Path, gt_folder: Path, pred_json: Path, pred_folder: Path) -> dict:
-    args = ["evaluate", "--gt-json", gt_json, "--gt-folder", gt_folder, "--pred-json", pred_json]
+    args = ["panoptic", "evaluate", "--gt-json", gt_json, "--gt-folder", gt_folder, "--pred-json", pred_json]
     result = CliRunner().invoke(
         cli, [str(a) for a in [*args, "--pred-folder", pred_folder, "--json"]]
     )

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from oneshot_panoptic.ops import (
+from oneshot_panoptic.modeling.ops import (
     BACKBONE_CHOICES,
     HEAD_CHOICES,
     INTER_CHOICES,

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from oneshot import SearchSpace, activate
-from oneshot_panoptic.attention import InterModularAttention, upsampled_mean
+from oneshot_panoptic.modeling.attention import InterModularAttention, upsampled_mean
 
 
 def _pyramid(

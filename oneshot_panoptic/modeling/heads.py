@@ -1,6 +1,6 @@
-"""Searchable heads (DESIGN §4.2): the 4-layer RoI mask head and the semantic branch.
+"""Searchable heads (the paper's §3.2; docs/model.md): the 4-layer RoI mask head and the semantic branch.
 
-Both are sequences of :class:`~oneshot.ChoiceLayer` s over :data:`~oneshot_panoptic.ops.HEAD_CHOICES`
+Both are sequences of :class:`~oneshot.ChoiceLayer` s over :data:`~oneshot_panoptic.modeling.ops.HEAD_CHOICES`
 in component ``head``: the mask head holds ``head.0`` .. ``head.3``, the semantic subnet
 ``head.4`` .. ``head.6``.
 """
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from oneshot.space import ChoiceLayer
-from oneshot_panoptic.ops import HEAD_CHOICES, head_op
+from oneshot_panoptic.modeling.ops import HEAD_CHOICES, head_op
 from oneshot_panoptic.structures import IGNORE_LABEL
 
 __all__ = ["searchable_head_layers", "SearchableMaskHead", "SemanticHead", "semantic_loss"]

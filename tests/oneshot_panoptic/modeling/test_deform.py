@@ -2,7 +2,7 @@ import pytest
 import torch
 from torchvision.ops import deform_conv2d as reference
 
-from oneshot_panoptic.deform import deform_conv2d_sampled
+from oneshot_panoptic.modeling.deform import deform_conv2d_sampled
 
 
 @pytest.mark.parametrize(

@@ -18,8 +18,8 @@ from oneshot import (
     freeze,
     recalibrate_bn,
 )
-from oneshot_panoptic.fusion import panoptic_fusion
-from oneshot_panoptic.model import (
+from oneshot_panoptic.config import PanopticModelConfig
+from oneshot_panoptic.modeling import (
     DEFAULT_LR_MULTIPLIERS,
     PUBLISHED_ARCHITECTURES,
     AutoPanoptic,
@@ -28,7 +28,9 @@ from oneshot_panoptic.model import (
     param_groups,
     published_architecture,
 )
-from oneshot_panoptic.ops import ShuffleUnit, XceptionUnit
+from oneshot_panoptic.modeling.fusion import panoptic_fusion
+from oneshot_panoptic.modeling.model import resize_outputs
+from oneshot_panoptic.modeling.ops import ShuffleUnit, XceptionUnit
 from oneshot_panoptic.structures import PanopticMetadata, PanopticSegmentation
 
 NUM_THINGS, NUM_STUFF = 3, 2
@@ -245,6 +247,32 @@ def test_eval_output_contract_and_fusion(model: AutoPanoptic) -> None:
         assert sum(s["area"] for s in pan.segments) == int((pan.seg_map > 0).sum())
 
 
+def test_postprocess_resizes_to_the_original_size_then_fuses(model: AutoPanoptic) -> None:
+    images, _ = synthetic_batch([(64, 64), (48, 64)], seed=3)
+    original = [(96, 80), (48, 64)]  # the first image was shrunk by the data pipeline
+    arch = SearchSpace.from_module(model).sample(2)
+    model.eval()
+    with activate(model, arch), torch.no_grad():
+        outputs = model(images)
+        options = {"instance_score_threshold": 0.0, "stuff_area_threshold": 0}
+        panoptic = model.postprocess(outputs, METADATA, image_sizes=original, **options)
+        by_hand = []
+        for out, size in zip(outputs, original, strict=True):
+            resized = resize_outputs(out, size)
+            by_hand.append(panoptic_fusion(resized, resized["sem_seg"], METADATA, **options))
+        assert resize_outputs(outputs[1], (48, 64)) == outputs[1]  # same size: untouched
+        assert model.predict_panoptic(images, METADATA, image_sizes=original, **options)[0].shape == (96, 80)
+    model.train()
+    for pan, ref, size in zip(panoptic, by_hand, original, strict=True):
+        assert pan.shape == size
+        assert torch.equal(pan.seg_map, ref.seg_map) and pan.segments == ref.segments
+    wrong = PanopticMetadata.from_categories([{"id": 1, "isthing": 1}, {"id": 2, "isthing": 0}])
+    with pytest.raises(ValueError, match="metadata has 1 things"):
+        model.postprocess(outputs, wrong)
+    with pytest.raises(ValueError, match="image sizes"):
+        model.postprocess(outputs, METADATA, image_sizes=original[:1])
+
+
 def test_frozen_model_equals_supernet_and_is_standalone(model: AutoPanoptic) -> None:
     arch = SearchSpace.from_module(model).sample(11)
     images, targets = synthetic_batch([(64, 64), (64, 96)], seed=2)
@@ -313,11 +341,10 @@ def test_builder_options() -> None:
         wide = build_autopanoptic(
             "tiny", num_things=2, num_stuff=1, fpn_channels=32, stage_repeats=[1, 1, 2, 1]
         )
-        cfg = AutoPanoptic.from_config(
-            {"preset": "tiny", "num_things": 2, "num_stuff": 1, "semantic_channels": 16}
-        )
-        nested = AutoPanoptic.from_config(
-            {"preset": "tiny", "num_things": 2, "num_stuff": 1, "overrides": {"semantic_channels": 8}}
+        cfg = build_autopanoptic("tiny", num_things=2, num_stuff=1, semantic_channels=16)
+        overrides = PanopticModelConfig(preset="tiny", overrides={"semantic_channels": 8})
+        nested = build_autopanoptic(
+            overrides.preset, num_things=2, num_stuff=1, **overrides.overrides
         )
     assert wide.fpn.inner_blocks[0][0].out_channels == 32
     assert SearchSpace.from_module(wide).components["backbone"] == tuple(range(5))
@@ -327,4 +354,4 @@ def test_builder_options() -> None:
     with pytest.raises(ValueError, match="unknown model preset"):
         build_autopanoptic("huge", num_things=2, num_stuff=1)
     with pytest.raises(ValueError, match="num_things"):
-        AutoPanoptic.from_config({"preset": "tiny", "num_stuff": 1})
+        build_autopanoptic("tiny", num_things=0, num_stuff=1)

@@ -23,7 +23,11 @@ class SemanticConfusion:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         self.num_classes = num_classes
         self.ignore_index = ignore_index
-        self.matrix = torch.zeros((num_classes, num_classes), dtype=torch.int64)
+        self.reset()
+
+    def reset(self) -> None:
+        """Clear the matrix."""
+        self.matrix = torch.zeros((self.num_classes, self.num_classes), dtype=torch.int64)
 
     def update(self, prediction: Tensor, target: Tensor) -> None:
         """Add one image: ``prediction`` ``(H, W)`` class indices (or ``(C, H, W)`` logits) and

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from oneshot import SearchSpace, activate, active_parameters, freeze
-from oneshot_panoptic.backbone import BACKBONE_PRESETS, ShuffleNetV2Supernet
-from oneshot_panoptic.ops import BACKBONE_CHOICES
+from oneshot_panoptic.modeling.backbone import BACKBONE_PRESETS, ShuffleNetV2Supernet
+from oneshot_panoptic.modeling.ops import BACKBONE_CHOICES
 
 
 def test_detnas_presets() -> None:
@@ -33,7 +33,7 @@ def test_detnas_presets() -> None:
 @pytest.mark.parametrize("preset", ["300M", "1.3G", "3.8G"])
 def test_paper_presets_on_meta_device(preset: str) -> None:
     with torch.device("meta"):
-        net = ShuffleNetV2Supernet.from_preset(preset)
+        net = ShuffleNetV2Supernet.from_spec(BACKBONE_PRESETS[preset])
         outs = net.layers[0].candidates["shuffle3x3"](
             torch.empty(1, net.stem[0].out_channels, 64, 64)
         )
@@ -45,7 +45,7 @@ def test_paper_presets_on_meta_device(preset: str) -> None:
 
 
 def test_tiny_outputs_at_strides_4_8_16_32() -> None:
-    net = ShuffleNetV2Supernet.from_preset("tiny")
+    net = ShuffleNetV2Supernet.from_spec(BACKBONE_PRESETS["tiny"])
     space = SearchSpace.from_module(net)
     assert space.layers[0].choice_names == BACKBONE_CHOICES
     with activate(net, space.sample(0)):
@@ -60,7 +60,7 @@ def test_tiny_outputs_at_strides_4_8_16_32() -> None:
 
 def test_only_the_active_unit_runs_and_gets_gradients() -> None:
     torch.manual_seed(0)
-    net = ShuffleNetV2Supernet.from_preset("tiny")
+    net = ShuffleNetV2Supernet.from_spec(BACKBONE_PRESETS["tiny"])
     arch = [3, 0, 1, 2, 3, 2, 1, 0]
     with activate(net, arch):
         sum(o.mean() for o in net(torch.randn(2, 3, 64, 64))).backward()
@@ -76,7 +76,7 @@ def test_only_the_active_unit_runs_and_gets_gradients() -> None:
 
 def test_frozen_backbone_matches_supernet() -> None:
     torch.manual_seed(0)
-    net = ShuffleNetV2Supernet.from_preset("tiny").eval()
+    net = ShuffleNetV2Supernet.from_spec(BACKBONE_PRESETS["tiny"]).eval()
     arch = [0, 1, 2, 3, 3, 2, 1, 0]
     x = torch.randn(1, 3, 64, 96)
     with activate(net, arch), torch.no_grad():

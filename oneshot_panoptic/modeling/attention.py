@@ -1,4 +1,4 @@
-"""Bidirectional inter-modular attention between the FPN and the semantic branch (DESIGN §4.3).
+"""Bidirectional inter-modular attention between the FPN and the semantic branch (the paper's §3.2; docs/model.md).
 
 Nine choice layers over reduction ratios 4, 8, 16 (component ``inter``):
 
@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from oneshot.space import ChoiceLayer
-from oneshot_panoptic.ops import INTER_CHOICES, REDUCTION_RATIOS, ChannelAttention
+from oneshot_panoptic.modeling.ops import INTER_CHOICES, REDUCTION_RATIOS, ChannelAttention
 
 __all__ = ["upsampled_mean", "InterModularAttention"]
 

@@ -13,7 +13,11 @@ from _pq_cases import Case, panopticapi_results, random_case, write_case
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from oneshot_panoptic.pq import PanopticQuality, evaluate_panoptic_files, prepare_ground_truth
+from oneshot_panoptic.evaluation import (
+    PanopticQuality,
+    evaluate_panoptic_files,
+    prepare_ground_truth,
+)
 from oneshot_panoptic.structures import PanopticSegmentation
 
 HAS_PANOPTICAPI = importlib.util.find_spec("panopticapi") is not None

@@ -15,7 +15,7 @@ import numpy as np
 from oneshot_panoptic.data import write_panoptic_png
 from oneshot_panoptic.structures import PanopticSegmentation
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+SHARED_DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
 TFMODELS = SHARED_DATA / "tfmodels_deeplab_panoptic_sample"
 PANOPTICAPI_SAMPLE = SHARED_DATA / "panopticapi_sample"
 
@@ -140,7 +140,7 @@ def random_case(seed: int, *, num_images: int = 2, max_side: int = 12) -> Case:
 
 
 def write_case(case: Case, root: Path) -> dict[str, Path]:
-    """Write a case as COCO-panoptic files; returns the four paths of ``oneshot evaluate``."""
+    """Write a case as COCO-panoptic files; returns the four paths of ``oneshot panoptic evaluate``."""
     paths = {
         "gt_json": root / "gt.json",
         "gt_folder": root / "gt",

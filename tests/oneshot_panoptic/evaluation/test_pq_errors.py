@@ -1,4 +1,4 @@
-"""Bad input gives one clear error: from the evaluator, the file evaluation and ``oneshot evaluate``."""
+"""Bad input gives one clear error: from the evaluator, the file evaluation and ``oneshot panoptic evaluate``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from oneshot.cli import cli
 from oneshot.errors import DatasetError
 from oneshot_panoptic.data import write_panoptic_png
-from oneshot_panoptic.pq import PanopticQuality
+from oneshot_panoptic.evaluation import PanopticQuality
 from oneshot_panoptic.structures import PanopticSegmentation
 
 CATEGORIES = [{"id": 1, "isthing": 1}, {"id": 2, "isthing": 0}]
@@ -116,7 +116,7 @@ def test_cli_reports_one_line(breakage: str, tmp_path: Path) -> None:
     paths = write_case(_case(), tmp_path)
     ok = CliRunner().invoke(
         cli,
-        ["evaluate", *[str(x) for k, v in paths.items() for x in (f"--{k.replace('_', '-')}", v)]],
+        ["panoptic", "evaluate", *[str(x) for k, v in paths.items() for x in (f"--{k.replace('_', '-')}", v)]],
     )
     assert ok.exit_code == 0, ok.output
     assert "All" in ok.output and "Things" in ok.output and "Stuff" in ok.output
@@ -124,7 +124,7 @@ def test_cli_reports_one_line(breakage: str, tmp_path: Path) -> None:
     breaker, message = BREAKAGES[breakage]
     breaker(paths)
     args = [str(x) for k, v in paths.items() for x in (f"--{k.replace('_', '-')}", v)]
-    result = CliRunner().invoke(cli, ["evaluate", *args])
+    result = CliRunner().invoke(cli, ["panoptic", "evaluate", *args])
     assert result.exit_code != 0
     assert isinstance(result.exception, SystemExit)  # handled: no traceback
     lines = result.output.strip().splitlines()
@@ -179,7 +179,7 @@ def test_evaluator_rejects_bad_predictions(as_torch: bool, backend: str) -> None
 
 def test_lenient_ground_truth_mirrors_panopticapi() -> None:
     """panopticapi ignores ground-truth ids missing from the JSON; strict=False does the same."""
-    from oneshot_panoptic.pq import prepare_ground_truth
+    from oneshot_panoptic.evaluation import prepare_ground_truth
 
     gt = PanopticSegmentation(
         np.array([[10, 10, 66]]), [{"id": 10, "category_id": 1, "iscrowd": 0}]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from oneshot_panoptic.fusion import COCO_REFERENCE_AREA, panoptic_fusion, stuff_area_limit
+from oneshot_panoptic.modeling.fusion import COCO_REFERENCE_AREA, panoptic_fusion, stuff_area_limit
 from oneshot_panoptic.structures import PanopticMetadata
 
 METADATA = PanopticMetadata.from_categories(

@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oneshot_panoptic.semantic_metrics import SemanticConfusion
+from oneshot_panoptic.evaluation.semantic import SemanticConfusion
 from oneshot_panoptic.structures import IGNORE_LABEL
 
 

@@ -1,4 +1,4 @@
-"""Candidate operations of the Auto-Panoptic search space (DESIGN §4.1-4.3).
+"""Candidate operations of the Auto-Panoptic search space (the paper's §3.2; docs/model.md).
 
 Three families, each listed in its choice-index order:
 
@@ -20,7 +20,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from oneshot_panoptic.deform import deform_conv2d
+from oneshot_panoptic.modeling.deform import deform_conv2d
 
 __all__ = [
     "BACKBONE_CHOICES",
@@ -212,7 +212,7 @@ class DFConv(nn.Module):
     """Modulated deformable k×k conv (DCNv2).
 
     Uses :func:`torchvision.ops.deform_conv2d` on CUDA and the equal, vectorised
-    :func:`oneshot_panoptic.deform.deform_conv2d` on CPU (torchvision's CPU backward is slow).
+    :func:`oneshot_panoptic.modeling.deform.deform_conv2d` on CPU (torchvision's CPU backward is slow).
     A plain k×k conv predicts ``2·k²`` offsets and ``k²`` mask logits; it is zero-initialised, so
     at initialisation the op is a regular conv whose taps are weighted by ``sigmoid(0) = 0.5``.
     ``(N, C_in, H, W) -> (N, C_out, H, W)``.

@@ -1,8 +1,8 @@
-"""The DetNAS ShuffleNetV2 backbone supernet (DESIGN §4.1).
+"""The DetNAS ShuffleNetV2 backbone supernet (the paper's §3.2; docs/model.md).
 
 A 3×3 stride-2 stem (no max-pool) followed by four stages whose first unit has stride 2, so the
 stage outputs lie at strides 4, 8, 16 and 32. Every unit is a :class:`~oneshot.ChoiceLayer` over
-:data:`~oneshot_panoptic.ops.BACKBONE_CHOICES`, labelled ``backbone.0``, ``backbone.1``, ...
+:data:`~oneshot_panoptic.modeling.ops.BACKBONE_CHOICES`, labelled ``backbone.0``, ``backbone.1``, ...
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from oneshot.space import ChoiceLayer
-from oneshot_panoptic.ops import BACKBONE_CHOICES, backbone_op
+from oneshot_panoptic.modeling.ops import BACKBONE_CHOICES, backbone_op
 
 __all__ = ["BackboneSpec", "BACKBONE_PRESETS", "ShuffleNetV2Supernet"]
 
@@ -99,13 +99,6 @@ class ShuffleNetV2Supernet(nn.Module):
             stage_channels=spec.stage_channels,
             **kwargs,
         )
-
-    @classmethod
-    def from_preset(cls, name: str, **kwargs: str) -> ShuffleNetV2Supernet:
-        """One of :data:`BACKBONE_PRESETS` (``tiny``, ``300M``, ``1.3G``, ``3.8G``)."""
-        if name not in BACKBONE_PRESETS:
-            raise ValueError(f"unknown backbone preset {name!r}; choose from {list(BACKBONE_PRESETS)}")
-        return cls.from_spec(BACKBONE_PRESETS[name], **kwargs)
 
     def _init_weights(self) -> None:
         for m in self.modules():
