@@ -25,6 +25,7 @@ __all__ = [
     "SearchConfig",
     "EvalConfig",
     "ConstraintsConfig",
+    "RacingConfig",
     "RunConfig",
     "load_config",
     "parse_overrides",
@@ -119,6 +120,18 @@ class ConstraintsConfig(StrictModel):
     )
 
 
+class RacingConfig(StrictModel):
+    """Multi-fidelity evaluation during search: a candidate is scored on a share of the search
+    split first and evaluated in full only if it can still reach the top_k best full scores."""
+
+    fraction: float | None = Field(
+        None, gt=0, lt=1, description="share of the search split scored first (null: racing off, every evaluation is full)"
+    )
+    top_k: int = Field(1, ge=1, description="a candidate is evaluated in full while it can reach the top_k best full scores")
+    z: float = Field(2.0, ge=0, description="confidence margin in standard deviations of the (full - partial) differences")
+    min_pairs: int = Field(4, ge=2, description="every candidate is evaluated in full until this many were scored both ways")
+
+
 class SearchConfig(StrictModel):
     """Architecture search on the trained supernet."""
 
@@ -129,6 +142,7 @@ class SearchConfig(StrictModel):
     )
     random_baselines: int = Field(5, ge=0, description="random architectures evaluated for the report")
     constraints: ConstraintsConfig = Field(default_factory=ConstraintsConfig)
+    racing: RacingConfig = Field(default_factory=RacingConfig)
     objectives: list[str | dict[str, str]] = Field(
         default_factory=lambda: ["fitness"],
         description="what multi-objective searchers optimise: metric names, '+name' (maximise) / '-name' "

@@ -50,7 +50,7 @@ from oneshot.search import (
 )
 from oneshot.search.base import Searcher
 from oneshot.space import Architecture, SearchSpace
-from oneshot.study import Study
+from oneshot.study import Racing, Study
 from oneshot.supernet import count_flops_params, freeze
 from oneshot.tasks import Stage, Task, get_task
 from oneshot.train import StandaloneTrainer, SupernetTrainer, load_checkpoint, save_checkpoint
@@ -228,10 +228,13 @@ class Pipeline:
         cost_keys = self._cost_keys()
         costs = self.cost_model(model) if cost_keys else None
 
-        def fitness(arch: Architecture) -> dict[str, Any]:
+        racing = self._racing() if split == "search" else None
+
+        def fitness(arch: Architecture, fraction: float = 1.0) -> dict[str, Any]:
             if searching:
                 fault_point("search", self._evaluated)
-            metrics = self.task.evaluate(model, [arch], split=split)[0]
+            partial = {"fraction": fraction} if fraction < 1.0 else {}
+            metrics = self.task.evaluate(model, [arch], split=split, **partial)[0]
             self._evaluated += 1
             if costs is not None:
                 metrics = {**metrics, **costs.metrics(arch, cost_keys)}
@@ -242,11 +245,20 @@ class Pipeline:
             fitness,
             store=self.path("store") if use_store else None,
             space=SearchSpace.from_module(model) if use_store else None,
+            racing=racing,
         )
+
+    def _racing(self) -> Racing | None:
+        cfg = self.config.search.racing
+        if cfg.fraction is None:
+            return None
+        if not self.task_cls.supports_fraction:
+            raise ConfigError(f"search.racing: task {self.task_cls.name!r} cannot score a fraction of its search split")
+        return Racing(fraction=cfg.fraction, top_k=cfg.top_k, z=cfg.z, min_pairs=cfg.min_pairs)
 
     def evaluate_archs(self, model: nn.Module, archs: Sequence[Architecture], *, split: str = "search") -> list[dict[str, Any]]:
         """Evaluate architectures through the study (never twice); metrics dicts in order."""
-        return [{"fitness": e.fitness, **e.metrics} for e in self.study(model, split=split).evaluate(archs)]
+        return [{"fitness": e.fitness, **e.metrics} for e in self.study(model, split=split).evaluate(archs, full=True)]
 
     # ----------------------------------------------------------------- costs and objectives
     def objectives(self) -> tuple[Objective, ...]:
@@ -304,6 +316,9 @@ class Pipeline:
         if isinstance(searcher.constraint, CostConstraint):
             result.extras["constraint"] = searcher.constraint.to_json()
             log.info("constraint %s: %d draws rejected", searcher.constraint.limits, searcher.constraint.rejected)
+        if study.racing is not None:
+            result.extras["racing"] = {"fraction": study.racing.fraction, "cost_in_full_evaluations": study.cost,
+                                       "partial_only": sum(h.fidelity < 1.0 for h in result.history)}
         text = json.dumps(result.to_json(), indent=1)
         for folder in (self.run.searcher_dir(result.searcher), self.run_dir):
             self.run.write_text(folder / RUN_FILES["search_result"], text)
@@ -329,9 +344,9 @@ class Pipeline:
         """Evaluate the found and a few random architectures the same way; write the reports."""
         space = SearchSpace.from_module(model)
         study = self.study(model)
-        found = study.evaluate([result.best])[0]
+        found = study.evaluate([result.best], full=True)[0]
         constraint = build_constraint(self.cost_model(model), self.config.search.constraints) if _has_limits(self.config.search) else None
-        randoms = study.evaluate(self.random_baselines(space, self.config.search.random_baselines, constraint))
+        randoms = study.evaluate(self.random_baselines(space, self.config.search.random_baselines, constraint), full=True)
         report = SearchReport(
             task=self.task_cls.name,
             searcher=result.searcher,

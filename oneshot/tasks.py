@@ -45,6 +45,9 @@ class Task(ABC):
     description: ClassVar[str] = ""
     #: Metric keys shown in reports and benchmark tables, in order (``fitness`` is always shown).
     report_columns: ClassVar[tuple[str, ...]] = ()
+    #: Whether :meth:`evaluate` accepts ``fraction=`` (scoring on the first share of the split),
+    #: which multi-fidelity racing (``search.racing``) needs.
+    supports_fraction: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -93,12 +96,14 @@ class Task(ABC):
 
     @abstractmethod
     def evaluate(
-        self, model: nn.Module, archs: Sequence[Architecture], *, split: str = "search"
+        self, model: nn.Module, archs: Sequence[Architecture], *, split: str = "search", fraction: float = 1.0
     ) -> list[dict[str, float]]:
         """Evaluate architectures on the supernet (inherited weights; BN recalibrated as needed).
 
         Returns one metrics dict per architecture with a ``"fitness"`` key (higher is better).
         ``split`` is ``"search"`` (the held-out search split) or ``"val"`` (final evaluation).
+        ``fraction`` < 1 scores on the first share of the split only (tasks that set
+        :attr:`supports_fraction`); the same share every time, so partial scores compare.
         """
 
     def example_input(self) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import Any
@@ -33,6 +34,7 @@ class PanopticTask(Task):
     config_class = PanopticConfig
     description = "Auto-Panoptic (NeurIPS 2020) on COCO-panoptic data; synthetic data by default"
     report_columns = ("pq", "sq", "rq", "pq_th", "pq_st", "sem_miou")
+    supports_fraction = True
     config: PanopticConfig
 
     @classmethod
@@ -192,12 +194,17 @@ class PanopticTask(Task):
         )
         return [{"sem_seg": out["sem_seg"], "panoptic": pan} for out, pan in zip(outputs, panoptic, strict=True)]
 
-    def _score(self, model: nn.Module, split: str) -> dict[str, float]:
+    def _score(self, model: nn.Module, split: str, fraction: float = 1.0) -> dict[str, float]:
         batches = self._eval_batches(SEARCH_SPLIT.get(split, split))
+        if fraction < 1.0:  # the first share of the split, in whole evaluation batches
+            batches = batches[: max(1, math.ceil(fraction * len(batches)))]
         return inference_on_batches(model, batches, self.evaluator(), forward=self._predict)
 
-    def evaluate(self, model: nn.Module, archs: Sequence[Architecture], *, split: str = "search") -> list[dict[str, float]]:
-        """BN recalibration on training images, inference on ``nas_val`` (or ``val``), fusion, PQ."""
+    def evaluate(
+        self, model: nn.Module, archs: Sequence[Architecture], *, split: str = "search", fraction: float = 1.0
+    ) -> list[dict[str, float]]:
+        """BN recalibration on training images, inference on ``nas_val`` (or ``val``), fusion, PQ;
+        ``fraction`` < 1: on the first share of the split's evaluation batches."""
         results = []
         for arch in archs:
             with activate(model, arch):
@@ -207,7 +214,7 @@ class PanopticTask(Task):
                         self._bn_batches,
                         forward=lambda m, images: m.forward_for_bn_recalibration(images),
                     )
-                results.append(self._score(model, split))
+                results.append(self._score(model, split, fraction))
         return results
 
     def evaluate_standalone(self, model: nn.Module, *, split: str = "val") -> dict[str, float]:

@@ -125,21 +125,28 @@ class HistoryEntry:
 
     ``wall_time`` is the seconds spent evaluating it (a batch's time is split evenly); an entry
     served from an :class:`~oneshot.search.EvaluationStore` keeps the time recorded there.
+    ``fidelity`` is the fraction of the evaluation data behind ``fitness``: 1 for a full
+    evaluation, less for a candidate that multi-fidelity racing judged unable to matter
+    (:class:`oneshot.study.Racing`).
     """
 
     arch: Architecture
     fitness: float
     wall_time: float = 0.0
     metrics: dict[str, Any] = field(default_factory=dict)
+    fidelity: float = 1.0
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "key": self.arch.key,
             "arch": self.arch.to_json(),
             "fitness": self.fitness,
             "wall_time": self.wall_time,
             "metrics": dict(self.metrics),
         }
+        if self.fidelity != 1.0:
+            out["fidelity"] = self.fidelity
+        return out
 
 
 @dataclass
@@ -214,6 +221,7 @@ class SearchResult:
                     float(h["fitness"]),
                     float(h.get("wall_time", 0.0)),
                     dict(h.get("metrics", {})),
+                    float(h.get("fidelity", 1.0)),
                 )
                 for h in obj["history"]
             ]

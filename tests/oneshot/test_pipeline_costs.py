@@ -42,3 +42,18 @@ def test_graph_command_draws_the_components(tmp_path):
     result = _run(["graph", "--task", "toy", "--preset", "tiny", "--out", str(tmp_path / "r")])
     assert "body -> head: 1 layer connections" in result.output
     assert (tmp_path / "r" / "components.png").stat().st_size > 1000
+
+
+def test_racing_through_oneshot_search_records_partial_evaluations(tmp_path):
+    out = tmp_path / "run"
+    _run(["search", *TINY, "--out", str(out), "--searcher", "random", "--set", "search.options.random.num_samples=24",
+          "--set", "search.racing.fraction=0.25", "--set", "search.racing.min_pairs=3"])
+    result = json.loads((out / "search_result.json").read_text())
+    racing = result["extras"]["racing"]
+    assert racing["fraction"] == 0.25 and racing["partial_only"] > 0
+    assert racing["cost_in_full_evaluations"] < 24
+    records = [json.loads(line) for line in (out / "evaluations.jsonl").read_text().splitlines()[1:]]
+    partial_keys = {r["key"] for r in records if r["type"] == "partial"}
+    assert len(partial_keys) == 24  # every candidate was scored on the share first
+    report = json.loads((out / "report.json").read_text())
+    assert report["found"]["architecture"] == result["best"]  # evaluated in full for the report
