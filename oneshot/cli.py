@@ -107,7 +107,10 @@ def cli() -> None:
 def _run_options(func: Any) -> Any:
     """Options shared by every command that works on a run directory."""
     options = [
-        click.option("--task", "task", default=None, help="task name or module:Class (see `oneshot tasks`); default: the only installed task"),
+        click.option(
+            "--task", "task", default=None, envvar="ONESHOT_TASK", show_envvar=True,
+            help="task name or module:Class (see `oneshot tasks`); default: $ONESHOT_TASK, else the run's task, else the only installed task",
+        ),
         click.option("--preset", default=None, help="named preset of the task (default: the task's first)"),
         click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="YAML config file"),
         click.option("--out", "out", type=click.Path(file_okay=False), default=None, help="run directory [default: runs/TASK-PRESET]"),

@@ -193,11 +193,14 @@ class Pipeline:
         result = trainer.fit(cfg.iterations)
         if result.resumed_from is not None:
             log.info("resumed from step %d", result.resumed_from)
-        payload = {"model": model.state_dict(), "space": space.signature(), "losses": result.losses, "steps": result.steps}
+        payload = {"model": model.state_dict(), "space": space.signature(), "losses": result.history, "steps": result.steps}
         self.run.run_on_main(lambda: save_checkpoint(self.path("supernet"), payload), "writing the supernet")
         self._supernet_steps = result.steps
-        log.info("supernet trained: %d steps, final loss %.4f", result.steps, result.losses[-1] if result.losses else float("nan"))
-        self.run.run_on_main(lambda: self._plot_training_loss(result.losses), "plotting the training loss")
+        log.info(
+            "supernet trained: %d steps (%d in this run, %.1f s), final loss %.4f",
+            result.steps, result.steps_this_run, result.seconds, result.history[-1] if result.history else float("nan"),
+        )
+        self.run.run_on_main(lambda: self._plot_training_loss(result.history), "plotting the training loss")
         model.eval()
         return model
 

@@ -103,7 +103,11 @@ def test_resume_is_bit_identical(tmp_path):
     resumed = _trainer(tmp_path / "run", seed=0)
     result = resumed.fit(8)
     assert result.resumed_from == 3
-    assert result.losses == reference.losses
+    assert result.history == reference.losses
+    # what this call trained: steps 3..7 only, and the time they took
+    assert result.losses == reference.losses[3:] and result.steps_this_run == 5 and result.seconds > 0
+    done = _trainer(tmp_path / "run", seed=0).fit(8)  # nothing left to train
+    assert done.resumed_from == 8 and done.losses == [] and done.history == reference.losses
     for (k, a), b in zip(reference.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), k
 
