@@ -107,7 +107,10 @@ def cli() -> None:
 def _run_options(func: Any) -> Any:
     """Options shared by every command that works on a run directory."""
     options = [
-        click.option("--task", "task", default=None, help="task name or module:Class (see `oneshot tasks`); default: the run directory's task, else the only installed one"),
+        click.option(
+            "--task", "task", default=None, envvar="ONESHOT_TASK", show_envvar=True,
+            help="task name or module:Class (see `oneshot tasks`); default: $ONESHOT_TASK, else the run's task, else the only installed task",
+        ),
         click.option("--preset", default=None, help="named preset of the task (default: the task's first)"),
         click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="YAML config file"),
         click.option("--out", "out", type=click.Path(file_okay=False), default=None, help="run directory [default: runs/TASK-PRESET]"),
@@ -178,7 +181,7 @@ def tasks_command() -> None:
 @cli.command("search")
 @_run_options
 @click.option("--searcher", default=None, help="path-priority, evolution, random, ... (default: the config's)")
-@click.option("--retrain", is_flag=True, help="also retrain the found architecture from scratch and evaluate it on val")
+@click.option("--retrain", is_flag=True, help="also retrain the found architecture (and retrain.random_baselines random ones) from scratch and evaluate on val")
 def search_command(task: str | None, preset: str | None, config_path: str | None, out: str | None, overrides: tuple[str, ...], device: str | None, quiet: bool, searcher: str | None, retrain: bool) -> None:
     """Run the whole job: data, supernet training, search, report (and --retrain).
 
@@ -198,9 +201,13 @@ def search_command(task: str | None, preset: str | None, config_path: str | None
     if report.random_median_fitness is not None:
         _echo(quiet, f"median fitness of {len(report.random)} random architectures: {report.random_median_fitness:.2f}")
     _echo(quiet, f"report: {pipe.path('report_md')}")
-    if retrain:
-        metrics = pipe.retrain(result.best).metrics
+    if retrain:  # the found architecture, and retrain.random_baselines random ones to compare with
+        compared = pipe.retrain_compared(report)
+        metrics = compared.found.metrics
         _echo(quiet, "retrained, on val: " + ", ".join(f"{k}={v:.2f}" for k, v in metrics.items() if isinstance(v, float)))
+        if compared.random:
+            _echo(quiet, f"median fitness of {len(compared.random)} retrained random architectures: "
+                  f"{compared.random_median_fitness:.2f} (found ranks {compared.found_rank} of {len(compared.random) + 1})")
 
 
 @cli.command("train-supernet")

@@ -108,6 +108,12 @@ class RetrainConfig(OptimConfig):
 
     iterations: int = Field(100, ge=0, description="optimizer steps (one batch each)")
     batch_size: int = Field(2, ge=1, description="images per optimizer step")
+    random_baselines: int = Field(
+        0,
+        ge=0,
+        description="`oneshot search --retrain` also retrains this many random architectures (the report's "
+        "first ones) the same way, to compare found against random after retraining",
+    )
 
 
 class ConstraintsConfig(StrictModel):
@@ -157,6 +163,12 @@ class SearchConfig(StrictModel):
 
         parse_objectives(value)  # ValueError -> a one-line config error naming search.objectives
         return value
+    noise_tolerance: float | None = Field(
+        None,
+        ge=0,
+        description="the evaluation's noise in fitness units: the report warns when the random baselines "
+        "span no more (null: 2% of the metric's scale, the largest absolute fitness in the report)",
+    )
 
 
 class EvalConfig(StrictModel):

@@ -11,6 +11,10 @@ Everything a stage produces is written atomically, so a run killed at any moment
 what it left behind when the same command is run again. Under ``torchrun`` every process runs the
 same stages: supernet training is data-parallel, evaluations are split by the study's executor,
 and rank 0 writes the run files (see ``docs/distributed.md``).
+
+(Over 400 lines because it is the one place where the stages meet; each stage's work lives in
+its own module: training in ``oneshot.train``, evaluation in ``oneshot.study``, reports in
+``oneshot.report``.)
 """
 
 from __future__ import annotations
@@ -37,7 +41,15 @@ from oneshot.distributed import (
     local_device,
 )
 from oneshot.errors import CheckpointError, ConfigError
-from oneshot.report import RetrainResult, ScoredArchitecture, SearchReport, summary_markdown
+from oneshot.report import (
+    RetrainComparison,
+    RetrainResult,
+    ScoredArchitecture,
+    SearchReport,
+    learning_warnings,
+    noise_tolerance,
+    summary_markdown,
+)
 from oneshot.run import RUN_FILES, RunDir, fault_point, resolve_config
 from oneshot.sampling import build_sampler
 from oneshot.search import (
@@ -80,7 +92,7 @@ def open_run(
     """
     init_distributed()
     task_cls = get_task(task_name)
-    run = RunDir(run_dir if run_dir is not None else Path("runs") / f"{task_name}-{preset or task_cls.default_preset()}")
+    run = RunDir(run_dir if run_dir is not None else Path("runs") / f"{task_cls.name}-{preset or task_cls.default_preset()}")
     config = resolve_config(task_name, task_cls, run, preset=preset, config_path=config_path, overrides=overrides)
     if device is not None:
         config.device = device
@@ -205,11 +217,14 @@ class Pipeline:
         result = trainer.fit(cfg.iterations)
         if result.resumed_from is not None:
             log.info("resumed from step %d", result.resumed_from)
-        payload = {"model": model.state_dict(), "space": space.signature(), "losses": result.losses, "steps": result.steps}
+        payload = {"model": model.state_dict(), "space": space.signature(), "losses": result.history, "steps": result.steps}
         self.run.run_on_main(lambda: save_checkpoint(self.path("supernet"), payload), "writing the supernet")
         self._supernet_steps = result.steps
-        log.info("supernet trained: %d steps, final loss %.4f", result.steps, result.losses[-1] if result.losses else float("nan"))
-        self.run.run_on_main(lambda: self._plot_training_loss(result.losses), "plotting the training loss")
+        log.info(
+            "supernet trained: %d steps (%d in this run, %.1f s), final loss %.4f",
+            result.steps, result.steps_this_run, result.seconds, result.history[-1] if result.history else float("nan"),
+        )
+        self.run.run_on_main(lambda: self._plot_training_loss(result.history), "plotting the training loss")
         model.eval()
         return model
 
@@ -358,13 +373,17 @@ class Pipeline:
             untrained=self._untrained_fitness(result.best),
             columns=tuple(self.task_cls.report_columns),
         )
-        folder = self.run.searcher_dir(result.searcher)
-        self.run.write_json(folder / RUN_FILES["report_json"], report.to_json())
-        self.run.write_text(folder / RUN_FILES["report_md"], report.to_markdown())
-        self.run.run_on_main(lambda: self._plots(result, space, folder), "plotting the search")
+        self._check_learning(report)
+        self._write_report(report)
+        self.run.run_on_main(lambda: self._plots(result, space, self.run.searcher_dir(result.searcher)), "plotting the search")
         if len(self.objectives()) > 1 or result.pareto:
-            self.run.run_on_main(lambda: self._write_pareto(model, result, folder), "writing the Pareto front")
-        self._write_summary(report, space)
+            self.run.run_on_main(lambda: self._write_pareto(model, result, self.run.searcher_dir(result.searcher)), "writing the Pareto front")
+        self._plot_summary(report, space)
+        log.info(
+            "report: found fitness %.4f, median of %d random %s; %s",
+            report.found.fitness, len(report.random),
+            "n/a" if report.random_median_fitness is None else f"{report.random_median_fitness:.4f}", self.path("report_md"),
+        )
         return report
 
     def _write_pareto(self, model: nn.Module, result: SearchResult, folder: Path) -> None:
@@ -387,13 +406,37 @@ class Pipeline:
         write_pareto(folder / "pareto.json", folder / "pareto.png", history, objectives, reference,
                      marked=[result.best, *result.pareto], extra=extra)
 
-    def _write_summary(self, latest: SearchReport, space: SearchSpace) -> None:
+    # --- warning when the supernet has not learned (docs/pipeline.md, "When the supernet has not learned")
+    def _check_learning(self, report: SearchReport) -> None:
+        fitnesses = [report.found.fitness, *(r.fitness for r in report.random)]
+        tolerance = noise_tolerance(fitnesses, self.config.search.noise_tolerance)
+        untrained = report.untrained.get("fitness") if report.untrained else None
+        report.warnings = learning_warnings(
+            report.found.fitness, [r.fitness for r in report.random], None if untrained is None else float(untrained), tolerance
+        )
+        for warning in report.warnings:
+            log.warning("the supernet may not have learned: %s", warning)
+
+    def _write_report(self, report: SearchReport) -> None:
+        """The searcher's report.json/report.md, and the run's summary of every searcher."""
+        folder = self.run.searcher_dir(report.searcher)
+        self.run.write_json(folder / RUN_FILES["report_json"], report.to_json())
+        self.run.write_text(folder / RUN_FILES["report_md"], report.to_markdown())
+        self._write_summary(report)
+
+    def _searcher_names(self, latest: SearchReport) -> list[str]:
+        return [n for n in self.run.searchers_run() if n != latest.searcher] + [latest.searcher]
+
+    def _write_summary(self, latest: SearchReport) -> None:
         """The top of the run: the latest report (JSON), and every searcher compared (Markdown)."""
-        names = [n for n in self.run.searchers_run() if n != latest.searcher] + [latest.searcher]
+        names = self._searcher_names(latest)
         reports = [json.loads((self.run.searcher_dir(n) / RUN_FILES["report_json"]).read_text()) for n in names[:-1]]
         reports.append(latest.to_json())
         self.run.write_json(self.path("report_json"), {**latest.to_json(), "searchers": [r["searcher"] for r in reports]})
         self.run.write_text(self.path("report_md"), summary_markdown(reports) + "\n" + latest.to_markdown())
+
+    def _plot_summary(self, latest: SearchReport, space: SearchSpace) -> None:
+        names = self._searcher_names(latest)
 
         def plots() -> None:
             from oneshot import viz
@@ -453,9 +496,11 @@ class Pipeline:
         finished = self.run.read_json(done)
         if finished is not None:
             steps = int(finished.pop("retrain_steps", 0))
+            log.info("reusing retrained %s (%s)", arch.key, done)
             return RetrainResult(arch, finished, steps)
         model = freeze(supernet, arch)
         trainer = self._trainer(model, stage="retrain", run_dir=out_dir, batch_seed=self.config.seed + 1)
+        log.info("retraining %s: %d steps of %d images", arch.key, self.config.retrain.iterations, self.config.retrain.batch_size)
         result = trainer.fit(self.config.retrain.iterations, desc="retrain")
         model.eval()
         # every rank holds the same weights: rank 0 evaluates and writes, the others receive it
@@ -463,7 +508,25 @@ class Pipeline:
         retrained = RetrainResult(arch, dict(metrics), result.steps)
         self.run.run_on_main(lambda: torch.save(model.state_dict(), out_dir / "model_state.pt"), "writing the retrained model")
         self.run.write_json(done, retrained.to_json())
+        log.info("retrained %s: %d steps (%d in this run, %.1f s); val fitness %.4f",
+                 arch.key, result.steps, result.steps_this_run, result.seconds, float(metrics["fitness"]))
         return retrained
+
+    def retrain_compared(self, report: SearchReport, count: int | None = None) -> RetrainComparison:
+        """Retrain the report's found architecture and its first ``count`` random baselines
+        (default ``retrain.random_baselines``) the same way; the comparison is added to the
+        report's files (report.json ``retrained``, a section of report.md)."""
+        count = self.config.retrain.random_baselines if count is None else count
+        found = self.retrain(report.found.arch)
+        space = SearchSpace.from_module(self.task.build_supernet())
+        randoms = [self.retrain(arch) for arch in self.random_baselines(space, count)]
+        report.retrained = RetrainComparison(found, randoms)
+        if randoms:
+            log.info("retrained: found fitness %.4f, median of %d random %.4f (found ranks %d of %d)",
+                     float(found.metrics["fitness"]), len(randoms), report.retrained.random_median_fitness,
+                     report.retrained.found_rank, len(randoms) + 1)
+        self._write_report(report)
+        return report.retrained
 
     def export(self, model: nn.Module, arch: Architecture, output: Path, *, example_input: Any | None = None) -> dict[str, Any]:
         """Freeze ``arch`` with the supernet's weights and save the standalone module."""
