@@ -27,11 +27,13 @@ from oneshot.search.registry import (
     register_searcher,
 )
 from oneshot.search.store import EvaluationStore, StoreError
+from oneshot.search.surrogate import MatchKernelGP, SurrogateSearcher
 
 register_searcher("path-priority", PathPrioritySearcher)
 register_searcher("evolution", EvolutionSearcher)
 register_searcher("random", RandomSearcher)
 register_searcher("path-priority-verify", VerifiedPathPrioritySearcher)
+register_searcher("surrogate", SurrogateSearcher)
 
 __all__ = [
     "AdditiveModel",
@@ -43,6 +45,7 @@ __all__ = [
     "Fitness",
     "FitnessValue",
     "HistoryEntry",
+    "MatchKernelGP",
     "PathPrioritySearcher",
     "RandomSearcher",
     "ScoreTable",
@@ -50,6 +53,7 @@ __all__ = [
     "SearchResult",
     "Searcher",
     "StoreError",
+    "SurrogateSearcher",
     "VerifiedPathPrioritySearcher",
     "available_searchers",
     "batch_fitness",
