@@ -47,6 +47,7 @@ _LOCAL_GRID = (0.0, 0.2)
 _NOISE_GRID = (0.001, 0.01, 0.05, 0.15, 0.3, 0.6)
 _LOCAL_ROUNDS = 3
 _LOCAL_PARENTS = 20
+_TS_POOL = 400
 
 
 class MatchKernelGP:
@@ -156,7 +157,8 @@ class SurrogateSearcher(Searcher):
         seed: int = 0,
         init_fraction: float = 0.3,
         batch_size: int | None = None,
-        beta: float = 1.5,
+        beta: float = 0.5,
+        acquisition: str = "ucb",
         max_enumerate: int = 20000,
         num_random: int = 3000,
         top_k: int = 3,
@@ -176,6 +178,9 @@ class SurrogateSearcher(Searcher):
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.beta = float(beta)
+        if acquisition not in ("ucb", "thompson"):
+            raise ValueError(f"acquisition must be 'ucb' or 'thompson', got {acquisition!r}")
+        self.acquisition = acquisition
         self.max_enumerate = int(max_enumerate)
         self.num_random = int(num_random)
         self.top_k = int(top_k)
@@ -261,6 +266,26 @@ class SurrogateSearcher(Searcher):
         beta = self.beta * max(0.0, 1.0 - progress)
         cand = np.unique(self._candidates(rng, gp, beta), axis=0)
         mean, std, v = gp.predict(cand)
+        if self.acquisition == "thompson":
+            return self._thompson(gp, cand, mean, std, v, size, rng)
+        return self._ucb(gp, cand, mean, std, v, size, beta)
+
+    def _take(self, row: np.ndarray) -> Architecture | None:
+        """The architecture of a candidate row if it is new and feasible (else ``None``)."""
+        arch = self.space.architecture([int(c) for c in row])
+        if arch in self._evaluated or arch in self._rejected:
+            return None
+        if not self.is_feasible(arch):
+            self._rejected.add(arch)
+            return None
+        return arch
+
+    def _prior_cross(self, gp: MatchKernelGP, xa: np.ndarray, xb: np.ndarray) -> np.ndarray:
+        return (1.0 - gp.params[2]) * gp._shape(xa @ xb.T, *gp.params[:2]) + 1.0 / len(gp.x)
+
+    def _ucb(
+        self, gp: MatchKernelGP, cand: np.ndarray, mean: np.ndarray, std: np.ndarray, v: np.ndarray, size: int, beta: float
+    ) -> list[Architecture]:
         var = std**2
         noise_var = gp.noise_std**2
         scale = gp.y_std**2 * gp.s2
@@ -270,25 +295,50 @@ class SurrogateSearcher(Searcher):
         tries = 0
         blocked = np.zeros(len(cand), dtype=bool)
         while len(picked) < size and tries < self.max_tries and not blocked.all():
-            score = np.where(blocked, -np.inf, mean + beta * np.sqrt(var))
-            i = int(np.argmax(score))
+            i = int(np.argmax(np.where(blocked, -np.inf, mean + beta * np.sqrt(var))))
             blocked[i] = True
-            arch = self.space.architecture([int(c) for c in cand[i]])
-            if arch in self._evaluated or arch in self._rejected:
-                continue
-            tries += 1
-            if not self.is_feasible(arch):
-                self._rejected.add(arch)
+            arch = self._take(cand[i])
+            tries += arch is not None or self.constraint is not None
+            if arch is None:
                 continue
             picked.append(arch)
             # kriging believer: posterior covariance with the pick shrinks the others' variance
-            prior_cross = (1.0 - gp.params[2]) * gp._shape(xq @ xq[i], *gp.params[:2]) + 1.0 / len(gp.x)
-            c = scale * (prior_cross - v.T @ v[:, i])
+            c = scale * (self._prior_cross(gp, xq, xq[i : i + 1])[:, 0] - v.T @ v[:, i])
             for u in updates:
                 c = c - u * u[i]
             u = c / np.sqrt(max(var[i] + noise_var, 1e-12))
             updates.append(u)
             var = np.maximum(var - u * u, 0.0)
+        return picked
+
+    def _thompson(
+        self,
+        gp: MatchKernelGP,
+        cand: np.ndarray,
+        mean: np.ndarray,
+        std: np.ndarray,
+        v: np.ndarray,
+        size: int,
+        rng: np.random.Generator,
+    ) -> list[Architecture]:
+        """One joint posterior sample per pick over the ``_TS_POOL`` most promising candidates."""
+        pool = np.argsort(-(mean + 2.0 * std), kind="stable")[:_TS_POOL]
+        xq = gp.onehot(cand[pool])
+        scale = gp.y_std**2 * gp.s2
+        cov = scale * (self._prior_cross(gp, xq, xq) - v[:, pool].T @ v[:, pool])
+        cov[np.diag_indices_from(cov)] += 1e-6 * scale
+        w, q = np.linalg.eigh(cov)
+        root = q * np.sqrt(np.maximum(w, 0.0))
+        picked: list[Architecture] = []
+        for _ in range(size * 3):
+            if len(picked) >= size:
+                break
+            sample = mean[pool] + root @ rng.standard_normal(len(pool))
+            for j in np.argsort(-sample, kind="stable")[: self.max_tries]:
+                arch = self._take(cand[pool[j]])
+                if arch is not None and arch not in picked:
+                    picked.append(arch)
+                    break
         return picked
 
     # ----------------------------------------------------------------- result
