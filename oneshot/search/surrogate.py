@@ -70,11 +70,18 @@ class MatchKernelGP:
         return x
 
     def _shape(self, matches: np.ndarray, w_pair: float, w_local: float) -> np.ndarray:
+        """The kernel shape of a matrix of match counts (a look-up: ``m`` is an integer)."""
         big_l = self.num_layers
-        lin = matches / big_l
-        pair = matches * (matches - 1) / (big_l * (big_l - 1)) if big_l > 1 else lin
-        local = np.exp(-(big_l - matches) / (big_l * _LOCAL_LENGTH))
-        return (1.0 - w_pair - w_local) * lin + w_pair * pair + w_local * local
+        m = np.arange(big_l + 1, dtype=float)
+        lin = m / big_l
+        pair = m * (m - 1) / (big_l * (big_l - 1)) if big_l > 1 else lin
+        local = np.exp(-(big_l - m) / (big_l * _LOCAL_LENGTH))
+        table = (1.0 - w_pair - w_local) * lin + w_pair * pair + w_local * local
+        return table[np.rint(matches).astype(np.intp)]
+
+    def prior(self, xa: np.ndarray, xb: np.ndarray) -> np.ndarray:
+        """Prior covariance (in units of ``s2``, without noise) of one-hot encoded rows."""
+        return (1.0 - self.params[2]) * self._shape(xa @ xb.T, *self.params[:2]) + 1.0 / len(self.x)
 
     def fit(self, choices: np.ndarray, y: np.ndarray, *, tune: bool = True) -> MatchKernelGP:
         self.x = self.onehot(choices)
@@ -106,20 +113,17 @@ class MatchKernelGP:
                 best = (nll, (w_pair, w_local, noise, chol, alpha0, s2))
         if best is None:
             raise SearchError("surrogate: the kernel matrix is not positive definite")
-        w_pair, w_local, noise, self.chol, self.alpha, self.s2 = best[1]
+        w_pair, w_local, noise, chol, self.alpha, self.s2 = best[1]
         self.params = (w_pair, w_local, noise)
+        self.chol_inv = np.linalg.inv(chol)  # predictions are then matrix products
         return self
-
-    def _cross(self, xq: np.ndarray) -> np.ndarray:
-        w_pair, w_local, noise = self.params
-        return (1.0 - noise) * self._shape(xq @ self.x.T, w_pair, w_local) + 1.0 / len(self.x)
 
     def predict(self, choices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Posterior mean, std (fitness units) and ``V = L^-1 k(X, q)`` (for batch updates)."""
         xq = self.onehot(choices)
-        cross = self._cross(xq)
+        cross = self.prior(xq, self.x)
         mean = cross @ self.alpha
-        v = np.linalg.solve(self.chol, cross.T)
+        v = self.chol_inv @ cross.T
         prior = (1.0 - self.params[2]) + 1.0 / len(self.x)
         var = np.maximum(prior - (v * v).sum(axis=0), 1e-12)
         return self.y_mean + self.y_std * mean, self.y_std * np.sqrt(self.s2 * var), v
@@ -280,9 +284,6 @@ class SurrogateSearcher(Searcher):
             return None
         return arch
 
-    def _prior_cross(self, gp: MatchKernelGP, xa: np.ndarray, xb: np.ndarray) -> np.ndarray:
-        return (1.0 - gp.params[2]) * gp._shape(xa @ xb.T, *gp.params[:2]) + 1.0 / len(gp.x)
-
     def _ucb(
         self, gp: MatchKernelGP, cand: np.ndarray, mean: np.ndarray, std: np.ndarray, v: np.ndarray, size: int, beta: float
     ) -> list[Architecture]:
@@ -303,7 +304,7 @@ class SurrogateSearcher(Searcher):
                 continue
             picked.append(arch)
             # kriging believer: posterior covariance with the pick shrinks the others' variance
-            c = scale * (self._prior_cross(gp, xq, xq[i : i + 1])[:, 0] - v.T @ v[:, i])
+            c = scale * (gp.prior(xq, xq[i : i + 1])[:, 0] - v.T @ v[:, i])
             for u in updates:
                 c = c - u * u[i]
             u = c / np.sqrt(max(var[i] + noise_var, 1e-12))
@@ -325,7 +326,7 @@ class SurrogateSearcher(Searcher):
         pool = np.argsort(-(mean + 2.0 * std), kind="stable")[:_TS_POOL]
         xq = gp.onehot(cand[pool])
         scale = gp.y_std**2 * gp.s2
-        cov = scale * (self._prior_cross(gp, xq, xq) - v[:, pool].T @ v[:, pool])
+        cov = scale * (gp.prior(xq, xq) - v[:, pool].T @ v[:, pool])
         cov[np.diag_indices_from(cov)] += 1e-6 * scale
         w, q = np.linalg.eigh(cov)
         root = q * np.sqrt(np.maximum(w, 0.0))
