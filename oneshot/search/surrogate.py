@@ -57,8 +57,9 @@ class MatchKernelGP:
     deviation (in fitness units) of ``(N, L)`` choices.
     """
 
-    def __init__(self, num_choices: tuple[int, ...]) -> None:
+    def __init__(self, num_choices: tuple[int, ...], *, complexity_penalty: float = 0.0) -> None:
         self.num_choices = num_choices
+        self.complexity_penalty = float(complexity_penalty)
         self.offsets = np.cumsum([0, *num_choices])[:-1]
         self.num_layers = len(num_choices)
         self.params: tuple[float, float, float] = (0.3, 0.0, 0.1)  # w_pair, w_local, noise share
@@ -97,6 +98,7 @@ class MatchKernelGP:
             else [self.params]
         )
         best: tuple[float, Any] | None = None
+        self._fits: list[tuple[float, tuple[float, float, float], np.ndarray]] = []
         for w_pair, w_local, noise in candidates:
             shape = self._shape(matches, w_pair, w_local)
             # kernel in units of the profiled amplitude s2: s2 * (shape + noise I); a constant
@@ -109,6 +111,8 @@ class MatchKernelGP:
             alpha0 = np.linalg.solve(chol.T, np.linalg.solve(chol, z))
             s2 = max(float(z @ alpha0) / n, 1e-6)
             nll = 0.5 * n * np.log(s2) + float(np.log(np.diag(chol)).sum())
+            nll += self.complexity_penalty * ((w_pair > 0) + (w_local > 0))
+            self._fits.append((nll, (w_pair, w_local, noise), alpha0))
             if best is None or nll < best[0] - 1e-9:
                 best = (nll, (w_pair, w_local, noise, chol, alpha0, s2))
         if best is None:
@@ -127,6 +131,24 @@ class MatchKernelGP:
         prior = (1.0 - self.params[2]) + 1.0 / len(self.x)
         var = np.maximum(prior - (v * v).sum(axis=0), 1e-12)
         return self.y_mean + self.y_std * mean, self.y_std * np.sqrt(self.s2 * var), v
+
+    def averaged_mean(self, choices: np.ndarray) -> np.ndarray:
+        """Posterior mean averaged over the hyperparameter grid, weighted by marginal likelihood.
+
+        Steadier than the mean of the single best hyperparameters when few noisy evaluations
+        leave several kernels about equally likely (e.g. with or without interactions).
+        """
+        xq = self.onehot(choices)
+        matches = xq @ self.x.T
+        nll = np.array([f[0] for f in self._fits])
+        weights = np.exp(-(nll - nll.min()))
+        weights /= weights.sum()
+        mean = np.zeros(len(xq))
+        for w, (_, (w_pair, w_local, noise), alpha) in zip(weights, self._fits, strict=True):
+            if w > 1e-4:
+                cross = (1.0 - noise) * self._shape(matches, w_pair, w_local) + 1.0 / len(self.x)
+                mean += w * (cross @ alpha)
+        return self.y_mean + self.y_std * mean / weights[weights > 1e-4].sum()
 
     @property
     def noise_std(self) -> float:
@@ -163,6 +185,8 @@ class SurrogateSearcher(Searcher):
         batch_size: int | None = None,
         beta: float = 0.5,
         acquisition: str = "ucb",
+        complexity_penalty: float = 0.0,
+        model_average: bool = True,
         max_enumerate: int = 20000,
         num_random: int = 3000,
         top_k: int = 3,
@@ -185,6 +209,8 @@ class SurrogateSearcher(Searcher):
         if acquisition not in ("ucb", "thompson"):
             raise ValueError(f"acquisition must be 'ucb' or 'thompson', got {acquisition!r}")
         self.acquisition = acquisition
+        self.complexity_penalty = float(complexity_penalty)
+        self.model_average = bool(model_average)
         self.max_enumerate = int(max_enumerate)
         self.num_random = int(num_random)
         self.top_k = int(top_k)
@@ -239,7 +265,7 @@ class SurrogateSearcher(Searcher):
         if self._gp is None:
             archs = list(self._evaluated)
             x = np.array([a.choices for a in archs], dtype=np.int64)
-            self._gp = MatchKernelGP(self.space.num_choices).fit(x, [self._evaluated[a] for a in archs])
+            self._gp = MatchKernelGP(self.space.num_choices, complexity_penalty=self.complexity_penalty).fit(x, [self._evaluated[a] for a in archs])
         return self._gp
 
     def _candidates(self, rng: np.random.Generator, gp: MatchKernelGP, beta: float) -> np.ndarray:
@@ -347,7 +373,8 @@ class SurrogateSearcher(Searcher):
         """(architecture, measured, posterior mean), best posterior mean first (ties: earliest)."""
         archs = list(self._evaluated)
         x = np.array([a.choices for a in archs], dtype=np.int64)
-        mean, _, _ = self._model().predict(x)
+        gp = self._model()
+        mean = gp.averaged_mean(x) if self.model_average else gp.predict(x)[0]
         order = sorted(range(len(archs)), key=lambda i: -mean[i])
         return [(archs[i], self._evaluated[archs[i]], float(mean[i])) for i in order]
 
