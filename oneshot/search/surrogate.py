@@ -22,7 +22,10 @@ with the number of pairs. ``s2`` is profiled out of the marginal likelihood; ``w
    search on the acquisition (all one-layer mutants of the 20 best).
 3. **Select**: among evaluated architectures, the best *posterior mean* (the model's estimate
    given every measurement, which shrinks a lucky noisy measurement toward what its neighbours say),
-   not the best single measurement (the winner's curse).
+   not the best single measurement (the winner's curse). The mean is averaged over the whole
+   hyperparameter grid, weighted by marginal likelihood (``model_average``): with few noisy
+   evaluations several kernels (with or without interactions) are about equally likely, and
+   picking one of them by a hair made the choice jumpy.
 
 No architecture is evaluated twice: a one-shot supernet's error on an architecture is a fixed bias
 (evaluating it again gives the same value, as the tabular benchmarks model it), so a re-measurement
@@ -169,6 +172,10 @@ class SurrogateSearcher(Searcher):
         beta: initial weight of the posterior std in the acquisition (decays to 0 at the end).
         max_enumerate: spaces with at most this many architectures are scored exhaustively.
         num_random: random candidates per batch in larger spaces.
+        complexity_penalty: nats added to the negative log marginal likelihood of a kernel for each
+            of its pairwise and local terms (0: plain marginal likelihood).
+        model_average: select by the posterior mean averaged over the hyperparameter grid
+            (``False``: the mean of the most likely hyperparameters).
         top_k: number of architectures in ``result.top_k`` (best posterior means, evaluated).
         max_tries: bound on the candidates examined per batch with a constraint.
     """

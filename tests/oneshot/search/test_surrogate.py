@@ -31,6 +31,20 @@ def test_gp_recovers_pairwise_function():
     assert np.corrcoef(mean, y)[0, 1] > 0.95
     assert gp.params[0] > 0, "the pairwise term should be selected for a function with an interaction"
     assert std[train].mean() < std.mean()
+    averaged = gp.averaged_mean(grid)
+    assert np.corrcoef(averaged, y)[0, 1] > 0.95
+    assert np.abs(averaged - mean).max() < np.abs(mean - y).max()  # the average stays near the best fit
+
+
+def test_thompson_acquisition_runs_and_differs_from_ucb():
+    space = SearchSpace.categorical({"x": [3] * 5})
+    fitness = synthetic_fitness(space)
+    ts = SurrogateSearcher(space, budget=30, seed=0, acquisition="thompson").run(fitness)
+    ucb = SurrogateSearcher(space, budget=30, seed=0).run(fitness)
+    assert ts.num_evaluated == 30
+    assert [h.arch for h in ts.history] != [h.arch for h in ucb.history]
+    with pytest.raises(ValueError, match="acquisition"):
+        SurrogateSearcher(space, budget=30, acquisition="ei")
 
 
 def test_phases_and_selection_by_posterior():
@@ -40,10 +54,10 @@ def test_phases_and_selection_by_posterior():
     assert fitness.total == result.num_evaluated == 30
     assert result.extras["design"] == 9 and result.extras["acquired"] == 21
     assert result.best_fitness == fitness.fn(result.best)  # the returned architecture was measured
-    # ... and it has the best posterior mean of a model fitted on every measurement
+    # ... and it has the best (hyperparameter-averaged) posterior mean of a model of every measurement
     archs = [h.arch for h in result.history]
     gp = MatchKernelGP(space.num_choices).fit(np.array([a.choices for a in archs]), [h.fitness for h in result.history])
-    mean, _, _ = gp.predict(np.array([a.choices for a in archs]))
+    mean = gp.averaged_mean(np.array([a.choices for a in archs]))
     assert result.best == archs[int(np.argmax(mean))]
     assert result.extras["posterior_mean"] == pytest.approx(mean.max())
 
