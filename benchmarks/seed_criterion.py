@@ -36,8 +36,8 @@ from oneshot.tasks import get_task
 
 try:  # the rank correlations move out of the package with the benchmarks
     from oneshot.benchmarks.stats import kendall_tau_b, spearman_rho
-except ImportError:  # pragma: no cover - after the move
-    from benchmarks.stats import kendall_tau_b, spearman_rho  # type: ignore[no-redef]
+except ImportError:  # pragma: no cover - after the move: benchmarks/stats.py next to this script
+    from stats import kendall_tau_b, spearman_rho  # type: ignore[no-redef]
 
 TASK = "panoptic"
 
@@ -76,15 +76,15 @@ def _summary(results: list[dict[str, Any]], archs: list[str], seeds: list[int], 
     ]
     complete = [s for s in by_arch if len(s) == len(seeds)]
     out: dict[str, Any] = {"iterations": iterations, "complete_archs": len(complete)}
-    if len(complete) >= 2 and len(seeds) >= 2:
-        crit = seed_criterion(complete)
+    if complete:
         means = [float(np.mean(s)) for s in complete]
         out.update(
-            crit.as_dict(),
             range=[min(means), max(means)],
             mean_pq_ci95=list(bootstrap_mean_ci(means, seed=0)),
             per_arch=[{"arch": a, "pq": s} for a, s in zip(archs, by_arch, strict=True) if len(s) == len(seeds)],
         )
+    if len(complete) >= 2 and len(seeds) >= 2:
+        out.update(seed_criterion(complete).as_dict())
     return out
 
 
@@ -96,6 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--arch-seed", type=int, default=0, help="draws the architectures")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="retraining seeds")
     ap.add_argument("--short-iterations", type=int, default=None, help="also retrain this many steps (rank check)")
+    ap.add_argument("--short-seeds", type=int, nargs="+", default=None, help="seeds of the short retraining (default: --seeds)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="config override key=value")
     args = ap.parse_args(argv)
 
@@ -112,10 +113,13 @@ def main(argv: list[str] | None = None) -> None:
     archs = [space.sample(rng) for _ in range(args.archs)]
     full_iters = int(base.config.retrain.iterations)
     schedules = [full_iters] + ([args.short_iterations] if args.short_iterations else [])
+    seeds_of = {full_iters: args.seeds}
+    if args.short_iterations:
+        seeds_of[args.short_iterations] = args.short_seeds or args.seeds
 
     for iterations in schedules:
         for arch in archs:  # arch-major: a partial run holds complete architectures first
-            for seed in args.seeds:
+            for seed in seeds_of[iterations]:
                 if (arch.key, seed, iterations) in done:
                     continue
                 run = open_run(
@@ -152,7 +156,8 @@ def main(argv: list[str] | None = None) -> None:
         "overrides": args.overrides,
         "seeds": args.seeds,
         "archs": len(archs),
-        "schedules": [_summary(results, keys, args.seeds, it) for it in schedules],
+        "seeds_per_schedule": {str(it): seeds_of[it] for it in schedules},
+        "schedules": [_summary(results, keys, seeds_of[it], it) for it in schedules],
         "cost": {
             str(it): {
                 "wall_s": sum(r["wall_s"] for r in results if r["iterations"] == it),
@@ -174,18 +179,24 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _markdown(report: dict[str, Any]) -> str:
-    lines = [f"# Seed criterion ({report['preset']}, seeds {report['seeds']})", "", f"`{report['command']}`", ""]
+    lines = [f"# Seed criterion ({report['preset']}, seeds per schedule {report['seeds_per_schedule']})", "",
+             f"`{report['command']}`", ""]
     lines += ["| retrain steps | archs | mean PQ (95% CI) | range of arch means | sd between archs | sd within (seeds) | ratio | CPU s |",
               "|---|---|---|---|---|---|---|---|"]
     for s in report["schedules"]:
-        if "ratio" not in s:
-            lines.append(f"| {s['iterations']} | {s['complete_archs']} | – | – | – | – | – | – |")
+        cpu = report["cost"][str(s["iterations"])]["cpu_s"]
+        if "per_arch" not in s:
+            lines.append(f"| {s['iterations']} | {s['complete_archs']} | – | – | – | – | – | {cpu:.0f} |")
             continue
         lo, hi = s["mean_pq_ci95"]
+        means = [float(np.mean(p["pq"])) for p in s["per_arch"]]
+        spread = (
+            f"{s['between_sd']:.2f} | {s['within_sd']:.2f} | {s['ratio']:.2f}"
+            if "ratio" in s else f"{np.std(means, ddof=1) if len(means) > 1 else float('nan'):.2f} | – | –"
+        )
         lines.append(
-            f"| {s['iterations']} | {s['complete_archs']} | {s['mean']:.2f} ({lo:.2f}–{hi:.2f}) | "
-            f"{s['range'][0]:.2f}–{s['range'][1]:.2f} | {s['between_sd']:.2f} | {s['within_sd']:.2f} | "
-            f"{s['ratio']:.2f} | {report['cost'][str(s['iterations'])]['cpu_s']:.0f} |"
+            f"| {s['iterations']} | {s['complete_archs']} | {np.mean(means):.2f} ({lo:.2f}–{hi:.2f}) | "
+            f"{s['range'][0]:.2f}–{s['range'][1]:.2f} | {spread} | {cpu:.0f} |"
         )
     if "short_vs_long" in report:
         c = report["short_vs_long"]
