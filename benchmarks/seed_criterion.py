@@ -9,7 +9,7 @@ of the same architectures and reports the Kendall tau-b between the two schedule
 
 Resumable: every (architecture, seed, schedule) result is stored as soon as it exists (by
 ``Pipeline.retrain`` in ``OUT/runs/...`` and as a line of ``OUT/results.jsonl``); a rerun skips
-what is done. Writes ``OUT/criterion.json`` and ``OUT/criterion.md``.
+what is done. Several workers may share one ``OUT`` (each claims a retraining before it starts). Writes ``OUT/criterion.json`` and ``OUT/criterion.md``.
 
     OMP_NUM_THREADS=1 python benchmarks/seed_criterion.py --out runs/seed-criterion --archs 10 --seeds 0 1
 
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import time
 from pathlib import Path
@@ -69,6 +70,26 @@ def _load_results(path: Path) -> dict[tuple[str, int, int], dict[str, Any]]:
     return done
 
 
+def _claim(folder: Path, key: str, seed: int, iterations: int) -> bool:
+    """Claim a retraining for this process (several workers may share one ``--out``); a claim
+    of a process that is gone (killed) is taken over."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{key}-s{seed}-it{iterations}"
+    try:
+        owner = int(path.read_text() or 0)
+        if owner != os.getpid():
+            os.kill(owner, 0)
+            return False  # alive: someone else's
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        pass
+    except PermissionError:
+        return False
+    tmp = path.with_suffix(f".{os.getpid()}")
+    tmp.write_text(str(os.getpid()))
+    os.replace(tmp, path)
+    return int(path.read_text()) == os.getpid()
+
+
 def _summary(results: list[dict[str, Any]], archs: list[str], seeds: list[int], iterations: int) -> dict[str, Any]:
     by_arch = [
         [r["pq"] for r in results if r["arch_key"] == a and r["iterations"] == iterations and r["seed"] in seeds]
@@ -85,6 +106,13 @@ def _summary(results: list[dict[str, Any]], archs: list[str], seeds: list[int], 
         )
     if len(complete) >= 2 and len(seeds) >= 2:
         out.update(seed_criterion(complete).as_dict())
+        # the same criterion for things and stuff alone: which part separates architectures
+        for metric in ("pq_th", "pq_st"):
+            groups = [
+                [r[metric] for r in results if r["arch_key"] == a and r["iterations"] == iterations and r["seed"] in seeds]
+                for a in archs
+            ]
+            out[metric] = seed_criterion([g for g in groups if len(g) == len(seeds)]).as_dict()
     return out
 
 
@@ -97,6 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="retraining seeds")
     ap.add_argument("--short-iterations", type=int, default=None, help="also retrain this many steps (rank check)")
     ap.add_argument("--short-seeds", type=int, nargs="+", default=None, help="seeds of the short retraining (default: --seeds)")
+    ap.add_argument("--arch-indices", type=int, nargs="+", default=None, help="retrain only these architectures now")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="config override key=value")
     args = ap.parse_args(argv)
 
@@ -118,9 +147,12 @@ def main(argv: list[str] | None = None) -> None:
         seeds_of[args.short_iterations] = args.short_seeds or args.seeds
 
     for iterations in schedules:
-        for arch in archs:  # arch-major: a partial run holds complete architectures first
+        for index, arch in enumerate(archs):  # arch-major: a partial run holds complete architectures first
+            if args.arch_indices is not None and index not in args.arch_indices:
+                continue
             for seed in seeds_of[iterations]:
-                if (arch.key, seed, iterations) in done:
+                done.update(_load_results(results_path))  # other workers may have finished it
+                if (arch.key, seed, iterations) in done or not _claim(out / "claims", arch.key, seed, iterations):
                     continue
                 run = open_run(
                     TASK,
@@ -198,6 +230,13 @@ def _markdown(report: dict[str, Any]) -> str:
             f"| {s['iterations']} | {s['complete_archs']} | {np.mean(means):.2f} ({lo:.2f}–{hi:.2f}) | "
             f"{s['range'][0]:.2f}–{s['range'][1]:.2f} | {spread} | {cpu:.0f} |"
         )
+    for s in report["schedules"]:
+        if "pq_th" in s:
+            lines += ["", f"{s['iterations']} steps, the same for things and stuff alone:"]
+            for metric, name in (("pq_th", "PQ things"), ("pq_st", "PQ stuff")):
+                c = s[metric]
+                lines.append(f"- {name}: mean {c['mean']:.2f}, sd between archs {c['between_sd']:.2f}, "
+                             f"within {c['within_sd']:.2f}, ratio {c['ratio']:.2f}")
     if "short_vs_long" in report:
         c = report["short_vs_long"]
         lines += ["", f"Short vs long retraining over {c['n']} architectures: Kendall tau-b {c['kendall_tau_b']:.2f}, "
