@@ -66,7 +66,8 @@ def _load_results(path: Path) -> dict[tuple[str, int, int], dict[str, Any]]:
         for line in path.read_text().splitlines():
             if line.strip():
                 r = json.loads(line)
-                done[(r["arch_key"], r["seed"], r["iterations"])] = r
+                # first line wins: a later one may be a copy restored from the run's stored metrics
+                done.setdefault((r["arch_key"], r["seed"], r["iterations"]), r)
     return done
 
 
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
             if args.arch_indices is not None and index not in args.arch_indices:
                 continue
             for seed in seeds_of[iterations]:
-                done.update(_load_results(results_path))  # other workers may have finished it
+                done = {**_load_results(results_path), **done}  # other workers may have finished some
                 if (arch.key, seed, iterations) in done or not _claim(out / "claims", arch.key, seed, iterations):
                     continue
                 run = open_run(
