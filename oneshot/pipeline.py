@@ -51,7 +51,7 @@ from oneshot.search import (
 from oneshot.search.base import Searcher
 from oneshot.space import Architecture, SearchSpace
 from oneshot.study import Study
-from oneshot.supernet import count_flops_params, freeze
+from oneshot.supernet import freeze
 from oneshot.tasks import Stage, Task, get_task
 from oneshot.train import StandaloneTrainer, SupernetTrainer, load_checkpoint, save_checkpoint
 
@@ -450,12 +450,9 @@ class Pipeline:
         self.run.write_json(done, retrained.to_json())
         return retrained
 
-    def export(self, model: nn.Module, arch: Architecture, output: Path, *, example_input: Any | None = None) -> dict[str, Any]:
-        """Freeze ``arch`` with the supernet's weights and save the standalone module."""
-        frozen = freeze(model, arch).eval()
-        output.parent.mkdir(parents=True, exist_ok=True)
-        self.run.run_on_main(lambda: torch.save({"architecture": arch.to_json(), "model": frozen}, output), f"writing {output}")
-        info: dict[str, Any] = {"path": str(output), "params": sum(p.numel() for p in frozen.parameters())}
-        if example_input is not None:
-            info["flops"] = count_flops_params(model, arch, example_input).flops
-        return info
+    def export(self, arch: Architecture, output: Path, *, fmt: str = "state_dict") -> dict[str, Any]:
+        """Export ``arch`` (retrained weights when the run has them, else the supernet's) in
+        ``fmt`` (``state_dict``, ``torchscript``, ``onnx``; see :mod:`oneshot.ship`)."""
+        from oneshot.ship import export_run
+
+        return export_run(self, arch, output, fmt=fmt)
