@@ -226,8 +226,16 @@ def export_model(
     info["contains"] = part.description
     info["inputs"] = {n: list(x.shape) for n, x in zip(part.input_names, part.example, strict=True)}
     info["outputs"] = part.output_names
+    with warnings.catch_warnings():
+        # the exported shape is stated (fixed_shape); tracer and deprecation warnings would only repeat it
+        warnings.simplefilter("ignore")
+        _export_program(fmt, part, reference, info, output)
+    info["fixed_shape"] = part.fixed_shape or fmt == "onnx"
+    return info
+
+
+def _export_program(fmt: str, part: ExportPart, reference: Any, info: dict[str, Any], output: Path) -> None:
     if fmt == "torchscript":
-        warnings.filterwarnings("ignore", message=r".*torch\.jit.*deprecated", category=FutureWarning)
         program, how = _torchscript(part)
         buffer = io.BytesIO()
         torch.jit.save(program, buffer)
@@ -246,5 +254,3 @@ def export_model(
             info["max_abs_diff"] = max_abs_difference(reference, [torch.from_numpy(o) for o in outputs])
             info["checked"] = "onnxruntime (CPU) on the example input"
         atomic_write(output, lambda fh: fh.write(data))
-    info["fixed_shape"] = part.fixed_shape or fmt == "onnx"
-    return info

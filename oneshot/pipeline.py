@@ -349,6 +349,10 @@ class Pipeline:
         self.run.run_on_main(lambda: self._plots(result, space, folder), "plotting the search")
         if len(self.objectives()) > 1 or result.pareto:
             self.run.run_on_main(lambda: self._write_pareto(model, result, folder), "writing the Pareto front")
+        # -- picture grid (oneshot.ship): a few val predictions, drawn before report.md links them
+        from oneshot.ship import write_prediction_grid
+
+        self.run.run_on_main(lambda: write_prediction_grid(self, result.best, supernet=model), "drawing predictions")
         self._write_summary(report, space)
         return report
 
@@ -378,7 +382,9 @@ class Pipeline:
         reports = [json.loads((self.run.searcher_dir(n) / RUN_FILES["report_json"]).read_text()) for n in names[:-1]]
         reports.append(latest.to_json())
         self.run.write_json(self.path("report_json"), {**latest.to_json(), "searchers": [r["searcher"] for r in reports]})
-        self.run.write_text(self.path("report_md"), summary_markdown(reports) + "\n" + latest.to_markdown())
+        from oneshot.ship import picture_grid_markdown
+
+        self.run.write_text(self.path("report_md"), summary_markdown(reports) + "\n" + latest.to_markdown() + picture_grid_markdown(self.run_dir))
 
         def plots() -> None:
             from oneshot import viz
@@ -448,6 +454,10 @@ class Pipeline:
         retrained = RetrainResult(arch, dict(metrics), result.steps)
         self.run.run_on_main(lambda: torch.save(model.state_dict(), out_dir / "model_state.pt"), "writing the retrained model")
         self.run.write_json(done, retrained.to_json())
+        # the report's picture grid gains the retrained column
+        from oneshot.ship import write_prediction_grid
+
+        self.run.run_on_main(lambda: write_prediction_grid(self, arch, retrained=model), "drawing predictions")
         return retrained
 
     def export(self, arch: Architecture, output: Path, *, fmt: str = "state_dict") -> dict[str, Any]:

@@ -18,7 +18,17 @@ if TYPE_CHECKING:
     from oneshot.pipeline import Pipeline
     from oneshot.tasks import Task
 
-__all__ = ["IMAGE_SUFFIXES", "export_run", "found_model", "load_for_predict", "predict_folder", "retrained_weights_path"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "export_run",
+    "found_model",
+    "load_for_predict",
+    "picture_grid_markdown",
+    "predict_folder",
+    "retrained_model",
+    "retrained_weights_path",
+    "write_prediction_grid",
+]
 
 log = logging.getLogger("oneshot")
 
@@ -30,17 +40,26 @@ def retrained_weights_path(pipe: Pipeline, arch: Architecture) -> Path:
     return pipe.run_dir / "retrain" / arch.key[:64] / "model_state.pt"
 
 
-def found_model(pipe: Pipeline, arch: Architecture, *, supernet: nn.Module | None = None) -> tuple[nn.Module, str]:
-    """The frozen ``arch`` (eval mode) and where its weights come from: ``"retrained"`` (the run
-    retrained it) or ``"supernet"`` (inherited, as the task's ``standalone_model`` prepares them)."""
+def retrained_model(pipe: Pipeline, arch: Architecture) -> nn.Module | None:
+    """The frozen ``arch`` with the weights the run retrained (eval mode), or ``None`` when it has none."""
     from oneshot.supernet import freeze
 
     path = retrained_weights_path(pipe, arch)
-    if path.exists():
-        model = freeze(pipe.task.build_supernet(), arch)
-        weights = torch.load(path, map_location=pipe.device, weights_only=True)
-        load_weights(model, weights, what=f"the retrained weights in {path}")
-        return model.eval(), "retrained"
+    if not path.exists():
+        return None
+    pipe.prepare_data()
+    model = freeze(pipe.task.build_supernet(), arch)
+    weights = torch.load(path, map_location=pipe.device, weights_only=True)
+    load_weights(model, weights, what=f"the retrained weights in {path}")
+    return model.eval()
+
+
+def found_model(pipe: Pipeline, arch: Architecture, *, supernet: nn.Module | None = None) -> tuple[nn.Module, str]:
+    """The frozen ``arch`` (eval mode) and where its weights come from: ``"retrained"`` (the run
+    retrained it) or ``"supernet"`` (inherited, as the task's ``standalone_model`` prepares them)."""
+    retrained = retrained_model(pipe, arch)
+    if retrained is not None:
+        return retrained, "retrained"
     pipe.prepare_data()
     supernet = supernet if supernet is not None else pipe.load_supernet()
     return pipe.task.standalone_model(supernet, arch).eval(), "supernet"
@@ -107,4 +126,49 @@ def load_for_predict(task: Task, path: str | Path) -> nn.Module:
     if payload["task"] != task.name:
         raise DatasetError(f"{path} holds a model of task {payload['task']!r}, not {task.name!r}")
     return load_model(path, device=task.device)
+
+
+PICTURE_GRID = "predictions.png"
+
+
+def write_prediction_grid(
+    pipe: Pipeline, arch: Architecture, *, supernet: nn.Module | None = None, retrained: nn.Module | None = None
+) -> Path | None:
+    """``RUN/predictions.png``: a few ``val`` images | ground truth | ``arch`` on the supernet |
+    retrained (when the run has it), drawn by the task's ``example_pictures``. Tasks without
+    pictures get none; a failure to draw is logged, never raised (the report does not depend on it)."""
+    from oneshot.tasks import Task
+
+    if type(pipe.task).example_pictures is Task.example_pictures:
+        return None
+    try:
+        from oneshot.viz import plot_picture_grid
+
+        models: dict[str, nn.Module] = {}
+        if supernet is None and pipe.path("supernet").exists():
+            supernet = pipe.load_supernet()
+        if supernet is not None:
+            models["found architecture, supernet weights"] = pipe.task.standalone_model(supernet, arch)
+        retrained = retrained if retrained is not None else retrained_model(pipe, arch)
+        if retrained is not None:
+            models["retrained"] = retrained
+        rows = pipe.task.example_pictures(models, count=3)
+        if not rows:
+            return None
+        target = pipe.run_dir / PICTURE_GRID
+        plot_picture_grid(rows, path=target)
+        return target
+    except Exception as exc:  # pictures are a courtesy: never fail a run over them
+        log.warning("could not draw the prediction pictures: %s: %s", type(exc).__name__, exc)
+        return None
+
+
+def picture_grid_markdown(run_dir: Path) -> str:
+    """The report's section showing ``predictions.png`` (empty when the run has none)."""
+    if not (run_dir / PICTURE_GRID).exists():
+        return ""
+    return (
+        "\n## Predictions on val images\n\ninput | ground truth | found architecture with the supernet's "
+        f"weights | retrained (when run)\n\n![predictions]({PICTURE_GRID})\n"
+    )
 
