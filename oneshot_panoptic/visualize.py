@@ -38,10 +38,14 @@ def to_uint8_image(image: Any) -> np.ndarray:
 
 
 def _boundaries(seg: np.ndarray) -> np.ndarray:
-    """Pixels whose right or lower neighbour belongs to another segment."""
+    """Pixels with a 4-neighbour in another segment."""
     edge = np.zeros(seg.shape, dtype=bool)
-    edge[:, :-1] |= seg[:, :-1] != seg[:, 1:]
-    edge[:-1, :] |= seg[:-1, :] != seg[1:, :]
+    horizontal = seg[:, :-1] != seg[:, 1:]
+    vertical = seg[:-1, :] != seg[1:, :]
+    edge[:, :-1] |= horizontal
+    edge[:, 1:] |= horizontal
+    edge[:-1, :] |= vertical
+    edge[1:, :] |= vertical
     return edge
 
 
@@ -77,10 +81,10 @@ def overlay_panoptic(
         out[mask] = (1 - alpha) * out[mask] + alpha * colors.get(cat, _PALETTE[0]).astype(np.float32)
         if cat in things:
             thing_ids.append(int(s["id"]))
-    picture = out.clip(0, 255).astype(np.uint8)
+    picture = np.rint(out).clip(0, 255).astype(np.uint8)
     if thing_ids:
         instance = np.where(np.isin(seg, thing_ids), seg, 0)
-        picture[_boundaries(instance)] = 255
+        picture[_boundaries(instance) & (instance > 0)] = 255  # inside each instance's border
     if labels:
         pil = Image.fromarray(picture)
         draw = ImageDraw.Draw(pil)

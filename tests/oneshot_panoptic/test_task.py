@@ -74,6 +74,8 @@ def test_report_and_architecture(reference):
     assert report["search_cost"]["evaluations"] == 12
     for name in ("scores.png", "explored.png", "training_loss.png", "report.md"):
         assert (reference / name).exists()
+    assert "![predictions](predictions.png)" in (reference / "report.md").read_text()
+    assert (reference / "predictions.png").exists()
 
 
 @pytest.mark.parametrize("kill_at", ["train:3", "search:6"])
