@@ -33,7 +33,7 @@ import torch
 
 from benchmarks.files import write_text
 from oneshot.export import ExportPart, export_model, max_abs_difference
-from oneshot.space import SearchSpace
+from oneshot.space import Architecture, SearchSpace
 from oneshot.supernet import freeze
 from oneshot_panoptic.data.synthetic import SYNTHETIC_CATEGORIES, synthetic_sample
 from oneshot_panoptic.modeling.builder import build_autopanoptic
@@ -56,25 +56,15 @@ def _timed(run: Callable[[torch.Tensor], Any], images: list[torch.Tensor]) -> tu
     return time.process_time() - start, outputs
 
 
-def main(argv: list[str] | None = None) -> str:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--preset", default="tiny", help="model preset (tiny, 300M, 1.3G, 3.8G)")
-    ap.add_argument("--size", type=int, default=128, help="image side (a multiple of 32)")
-    ap.add_argument("--images", type=int, default=16)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--seed", type=int, default=0, help="seed of the random architecture")
-    ap.add_argument("--out", default="runs/benchmarks/inference-formats")
-    args = ap.parse_args(argv)
-    torch.set_num_threads(1)
+#: Head choice indices of the deformable convolutions (ops.HEAD_CHOICES: dfconv3x3, dfconv5x5).
+DEFORM = (2, 3)
+
+
+def _measure(model: Any, arch: Any, meta: PanopticMetadata, images: list[torch.Tensor], rounds: int) -> list[str]:
+    """Table rows (engine | images/s | vs eager | max abs diff) of one frozen model."""
     import onnxruntime as ort
 
-    meta = PanopticMetadata.from_categories(list(SYNTHETIC_CATEGORIES))
-    torch.manual_seed(args.seed)
-    supernet = build_autopanoptic(args.preset, num_things=meta.num_things, num_stuff=meta.num_stuff).eval()
-    arch = SearchSpace.from_module(supernet).sample(np.random.default_rng(args.seed))
-    model = freeze(supernet, arch).eval()
     dense = DenseAutoPanoptic(model).eval()
-    images = _images(args.images, args.size)
     part = ExportPart(dense, (images[0],), "dense part", input_names=["images"],
                       output_names=["sem_seg", "p2", "p3", "p4", "p5", "p6"])
     with tempfile.TemporaryDirectory() as tmp:
@@ -97,28 +87,55 @@ def main(argv: list[str] | None = None) -> str:
             for run in engines.values():  # warm-up (TorchScript's profiling executor optimises after a few calls)
                 for x in images[:3]:
                     run(x)
-            for _ in range(args.rounds):
+            for _ in range(rounds):
                 for name, run in engines.items():
                     seconds, outs = _timed(run, images)
                     times[name].append(seconds)
                     outputs.setdefault(name, outs)
     reference = outputs["eager (dense part)"]
     rows = []
-    eager_speed = args.images / statistics.median(times["eager (dense part)"])
+    eager_speed = len(images) / statistics.median(times["eager (dense part)"])
     for name in engines:
-        speed = args.images / statistics.median(times[name])
+        speed = len(images) / statistics.median(times[name])
         if "whole" in name:
             diff = "-"
         else:
             got = [[torch.as_tensor(np.asarray(o)) for o in out] for out in outputs[name]]
             diff = f"{max(max_abs_difference(list(r), g) for r, g in zip(reference, got, strict=True)):.1e}"
-        rows.append(f"| {name} | {speed:.1f} | {speed / eager_speed:.2f} | {diff} |")
+        rows.append(f"{name} | {speed:.1f} | {speed / eager_speed:.2f} | {diff} |")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> str:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--preset", default="tiny", help="model preset (tiny, 300M, 1.3G, 3.8G)")
+    ap.add_argument("--size", type=int, default=128, help="image side (a multiple of 32)")
+    ap.add_argument("--images", type=int, default=16)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=0, help="seed of the random architecture")
+    ap.add_argument("--out", default="runs/benchmarks/inference-formats")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    import onnxruntime as ort
+
+    meta = PanopticMetadata.from_categories(list(SYNTHETIC_CATEGORIES))
+    torch.manual_seed(args.seed)
+    supernet = build_autopanoptic(args.preset, num_things=meta.num_things, num_stuff=meta.num_stuff).eval()
+    space = SearchSpace.from_module(supernet)
+    sampled = space.sample(np.random.default_rng(args.seed))
+    # the same architecture with every deformable head layer (dfconv3x3/5x5) made depthwise (dwconv3x3/5x5)
+    plain = Architecture.from_json(space, {**sampled.to_json(), "head": [c - 2 if c in DEFORM else c for c in sampled.to_json()["head"]]})
+    images = _images(args.images, args.size)
+    rows = []
+    for label, arch in ((f"sampled (head {sampled.to_json()['head']})", sampled), (f"no deformable conv (head {plain.to_json()['head']})", plain)):
+        rows += [f"| {label} | {row}" for row in _measure(freeze(supernet, arch).eval(), arch, meta, images, args.rounds)]
     command = (f"OMP_NUM_THREADS=1 python -m benchmarks.inference_formats --preset {args.preset} --size {args.size} "
                f"--images {args.images} --rounds {args.rounds} --seed {args.seed}")
     report = f"""{TITLE}
 
 Command: `{command}` (one run; `benchmarks/inference_formats.py`). The `{args.preset}` model
-preset, one random architecture (seed {args.seed}) with untrained weights, {args.images}
+preset with untrained weights: one random architecture (seed {args.seed}), and the same with its
+deformable head convolutions replaced by depthwise ones of the same kernel size; {args.images}
 synthetic {args.size}×{args.size} images at batch 1, {args.rounds} interleaved rounds, one thread
 per engine; images per second of this process's CPU time (median over rounds), so other
 processes' load on the shared machine does not stretch it. TorchScript and ONNX hold the dense
@@ -126,8 +143,8 @@ part of the network (docs/ship.md), so the first three rows run the same computa
 row is the eager whole network (detector, resizing back, fusion) for context. Max |diff|: largest
 absolute difference from eager over all outputs of all images.
 
-| engine | images/s (CPU time) | vs eager | max abs diff |
-|---|---|---|---|
+| architecture | engine | images/s (CPU time) | vs eager | max abs diff |
+|---|---|---|---|---|
 """ + "\n".join(rows) + f"""
 
 torch {torch.__version__}, onnxruntime {ort.__version__}, {platform.processor() or platform.machine()}, Python {platform.python_version()}.
