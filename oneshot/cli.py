@@ -279,7 +279,8 @@ def predict_command(task: str | None, preset: str | None, config_path: str | Non
     else:
         arch = pipe.found_architecture(SearchSpace.from_module(pipe.task.build_supernet()), arch_path)
         model, source = found_model(pipe, arch)
-    summary = predict_folder(pipe.task, model.to(pipe.device), images, output, on_bad_image=on_bad_image, progress=not quiet)  # type: ignore[arg-type]
+    summary = predict_folder(pipe.task, model.to(pipe.device), images, output, on_bad_image=on_bad_image,  # type: ignore[arg-type]
+                             progress=not quiet, warn=lambda line: click.echo(line, err=True))
     _echo(quiet, f"weights: {source}")
     click.echo(json.dumps(summary, indent=1))
 

@@ -4,6 +4,7 @@ predictions on a folder of images (``oneshot export``, ``oneshot predict``; docs
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -90,10 +91,12 @@ def predict_folder(
     *,
     on_bad_image: Literal["skip", "fail"] = "skip",
     progress: bool = True,
+    warn: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run ``model`` on every image file in ``images`` (sorted by name) and write the task's
     predictions under ``output``. An unreadable image is skipped with one warning line naming it
-    (``on_bad_image="skip"``) or stops everything with a :class:`DatasetError` (``"fail"``)."""
+    (``on_bad_image="skip"``; the line goes to ``warn``, default the ``oneshot`` logger) or stops
+    everything with a :class:`DatasetError` (``"fail"``)."""
     from tqdm import tqdm
 
     files = _image_files(Path(images))
@@ -107,7 +110,7 @@ def predict_folder(
             line = f"bad image {path}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             if on_bad_image == "fail":
                 raise DatasetError(line + " (use --on-bad-image skip to skip it)") from None
-            log.warning("%s; skipped", line)
+            (warn or log.warning)(f"{line}; skipped")
             skipped.append(str(path))
             continue
         with torch.no_grad():
