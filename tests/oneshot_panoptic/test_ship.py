@@ -3,6 +3,7 @@ where oneshot cannot be imported), COCO-panoptic prediction files scored like th
 evaluation, overlays and the report's picture rows. Micro data (64 px), untrained weights."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -134,3 +135,14 @@ def test_report_picture_rows(setup):
     rows = pipe.task.example_pictures({"found": model}, count=2)
     assert len(rows) == 2 and [t for t, _ in rows[0]] == ["input", "ground truth", "found"]
     assert all(p.shape == rows[0][0][1].shape and p.dtype == np.uint8 for row in rows for _, p in row)
+
+
+def test_library_predict_takes_pil_images_and_tensors(setup):
+    from PIL import Image
+
+    pipe, _, model = setup
+    path = sorted(Path(pipe.task._paths["val"].image_dir).iterdir())[0]
+    with Image.open(path) as pil:
+        from_pil = pipe.task.predict(model, [pil.copy()])[0]
+    from_tensor = pipe.task.predict(model, [pipe.task.load_image(path)])[0]
+    assert torch.equal(from_pil.seg_map, from_tensor.seg_map) and from_pil.segments == from_tensor.segments
