@@ -50,9 +50,11 @@ class PanopticTask(Task):
 
         syn = data.synthetic
         root = default_cache_dir() if data.cache_dir is None else data.cache_dir
-        folder = f"synthetic-{syn.size}px-{syn.num_images}-seed{syn.seed}"
+        variant = "" if syn.variant == "standard" else f"{syn.variant}-"
+        folder = f"synthetic-{variant}{syn.size}px-{syn.num_images}-seed{syn.seed}"
         paths = ensure_synthetic_dataset(
-            f"{root}/{folder}", num_images=syn.num_images, size=syn.size, seed=syn.seed, splits=syn.splits
+            f"{root}/{folder}", num_images=syn.num_images, size=syn.size, seed=syn.seed, splits=syn.splits,
+            variant=syn.variant,
         )
         return {
             s: SplitConfig(image_dir=str(p.image_dir), panoptic_json=str(p.panoptic_json), panoptic_dir=str(p.panoptic_dir))

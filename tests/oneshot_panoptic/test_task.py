@@ -139,3 +139,17 @@ def test_predict_command_writes_scored_files_and_handles_bad_images(reference, c
     refused = _run(["predict", "--out", str(reference), "--images", str(images), "--output", str(tmp_path / "p2"), "--quiet",
                     "--on-bad-image", "fail"], cache=cache, check=False)
     assert refused.returncode == 1 and "zz_broken.jpg" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_bench_preset_generates_the_bench_variant(tmp_path):
+    from oneshot_panoptic.data import categories_of
+    from oneshot_panoptic.task import PanopticTask
+
+    config = load_config(PanopticConfig, preset=PRESETS["bench"], overrides=[
+        f"data.cache_dir={tmp_path}", "data.synthetic.num_images=12", "data.synthetic.size=48",
+    ])
+    task = PanopticTask(config, run_dir=tmp_path / "run")
+    paths = task._split_paths()
+    assert "bench" in paths["train"].image_dir
+    names = {c["name"] for c in json.loads(Path(paths["train"].panoptic_json).read_text())["categories"]}
+    assert names == {c["name"] for c in categories_of("bench")}
