@@ -66,7 +66,7 @@ def _stage_rows(summary: Mapping[str, Any]) -> list[tuple[str, int | None, int |
         evals = sum(int(e.get("evaluations", 0)) for e in entries) if any("evaluations" in e for e in entries) else None
         steps = sum(int(e.get("steps", 0)) for e in entries) if any("steps" in e for e in entries) else None
         if group == "retraining":
-            group = f"retraining ({len(entries)} architectures)"
+            group = f"retraining ({len(entries)} from-scratch trainings)"
         rows.append((group, evals, steps, sum(e["wall_s"] for e in entries), sum(e["cpu_s"] for e in entries),
                      all(e.get("measured", True) for e in entries)))
     return rows
