@@ -192,8 +192,9 @@ def plot_supernet_trust(
             return ""
         return f" [{ci['low']:.2f}, {ci['high']:.2f}]"
 
-    ax.set_title(f"{title}\nN = {len(points)}, Kendall tau-b = {shown(tau)}{bounds(tau_ci)}, "
-                 f"Spearman rho = {shown(rho)}{bounds(rho_ci)}", fontsize=10)
+    ax.set_title(f"{title} N = {len(points)}\nKendall tau-b = {shown(tau)}{bounds(tau_ci)}, "
+                 f"Spearman rho = {shown(rho)}{bounds(rho_ci)}" + ("\n(bootstrap 95% intervals)" if tau_ci else ""),
+                 fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     return _save(fig, path)
