@@ -10,7 +10,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,7 +30,7 @@ __all__ = [
 
 PathLike = str | os.PathLike[str]
 
-KIND_COLOURS = {"found": "tab:red", "top-k": "tab:orange", "random": "tab:blue"}
+KIND_COLOURS = {"found": "tab:red", "top-k": "tab:orange", "random": "tab:blue", "spread": "tab:purple"}
 
 
 def _finite(value: float | None) -> bool:
@@ -46,6 +46,16 @@ class PolicyBar:
     supernet: float | None
     retrained: float | None
     supernet_sd: float | None = None
+    retrained_low: float | None = None  #: bootstrap interval of the retrained mean over search seeds
+    retrained_high: float | None = None
+    retrained_seeds: tuple[float, ...] = ()  #: one retrained value per search seed
+
+
+def _ci_err(rows: Sequence[PolicyBar]) -> np.ndarray | None:
+    """Asymmetric error bars (2 x n) of the retrained intervals, or None if no row has one."""
+    low = [r.retrained - r.retrained_low if _finite(r.retrained) and _finite(r.retrained_low) else 0.0 for r in rows]
+    high = [r.retrained_high - r.retrained if _finite(r.retrained) and _finite(r.retrained_high) else 0.0 for r in rows]
+    return np.array([low, high]) if any(low) or any(high) else None
 
 
 def plot_policy_comparison(
@@ -55,9 +65,10 @@ def plot_policy_comparison(
     path: PathLike | None = None,
     title: str = "Search policies on one supernet",
 ) -> Figure:
-    """Left: supernet-inherited and retrained fitness of each policy's architecture (bars, with the
-    standard deviation over seeds on the supernet bar when given). Right: retrained fitness against
-    the number of models evaluated (log scale), the trade-off of the paper's Table 5."""
+    """Left: supernet-inherited and retrained fitness of each policy's architecture (bars: means over
+    search seeds, with the standard deviation on the supernet bar and the bootstrap 95% interval on
+    the retrained bar when given; dots: each search seed). Right: retrained fitness against the
+    number of models evaluated (log scale, with the same intervals), the trade-off of Table 5."""
     if not rows:
         raise ValueError("no policies to plot")
     fig = _figure((11.0, 4.2))
@@ -69,7 +80,13 @@ def plot_policy_comparison(
     ret = [r.retrained if _finite(r.retrained) else np.nan for r in rows]
     left.bar(x - width / 2, sup, width, yerr=err if any(err) else None, capsize=3, label="supernet (inherited weights)",
              color="tab:gray")
-    left.bar(x + width / 2, ret, width, label="retrained from scratch", color="tab:green")
+    ci = _ci_err(rows)
+    left.bar(x + width / 2, ret, width, yerr=ci, capsize=3, label="retrained from scratch (95% interval)",
+             color="tab:green")
+    for i, r in enumerate(rows):
+        if r.retrained_seeds:
+            left.scatter(np.full(len(r.retrained_seeds), x[i] + width / 2), r.retrained_seeds, s=10, color="k",
+                         zorder=3)
     for i, r in enumerate(rows):
         top = np.nanmax([sup[i], ret[i], 0.0])
         left.annotate(f"{r.evaluations:.0f} evals", (x[i], top), ha="center", va="bottom", fontsize=8,
@@ -78,9 +95,10 @@ def plot_policy_comparison(
     left.set_ylabel(fitness_name)
     left.legend(fontsize=8, loc="lower right")
     left.set_title(title, fontsize=10)
-    for r in rows:
+    for i, r in enumerate(rows):
         if _finite(r.retrained) and r.evaluations > 0:
-            right.scatter([r.evaluations], [r.retrained], s=40)
+            err = ci[:, i : i + 1] if ci is not None else None
+            right.errorbar([r.evaluations], [r.retrained], yerr=err, fmt="o", capsize=3, color=f"C{i % 10}")
             right.annotate(r.label, (r.evaluations, r.retrained), fontsize=7, xytext=(4, 3), textcoords="offset points")
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
@@ -144,12 +162,15 @@ def plot_supernet_trust(
     *,
     tau: float,
     rho: float,
+    tau_ci: Mapping[str, Any] | None = None,
+    rho_ci: Mapping[str, Any] | None = None,
     fitness_name: str = "fitness",
     path: PathLike | None = None,
     title: str = "Can the supernet be trusted?",
 ) -> Figure:
     """Scatter of supernet-inherited fitness (after BN recalibration) against retrained fitness,
-    coloured by how the architecture was chosen, with Kendall's tau-b and Spearman's rho."""
+    coloured by how the architecture was chosen, with Kendall's tau-b and Spearman's rho (and their
+    bootstrap 95% intervals, ``{"low": .., "high": ..}``, when given)."""
     if not points:
         raise ValueError("no architectures to plot")
     fig = _figure((6.0, 5.0))
@@ -166,7 +187,14 @@ def plot_supernet_trust(
     def shown(v: float) -> str:
         return f"{v:.2f}" if math.isfinite(v) else "undefined"
 
-    ax.set_title(f"{title}\nN = {len(points)}, Kendall tau-b = {shown(tau)}, Spearman rho = {shown(rho)}", fontsize=10)
+    def bounds(ci: Mapping[str, Any] | None) -> str:
+        if not ci or ci.get("low") is None or ci.get("high") is None:
+            return ""
+        return f" [{ci['low']:.2f}, {ci['high']:.2f}]"
+
+    ax.set_title(f"{title} N = {len(points)}\nKendall tau-b = {shown(tau)}{bounds(tau_ci)}, "
+                 f"Spearman rho = {shown(rho)}{bounds(rho_ci)}" + ("\n(bootstrap 95% intervals)" if tau_ci else ""),
+                 fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     return _save(fig, path)

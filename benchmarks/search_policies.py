@@ -57,19 +57,23 @@ MODES: dict[str, Callable[..., dict[str, Any]]] = {"nas-bench-macro": _nas_bench
 @click.option("--budget-scale", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Task mode: multiply the paper's budgets (path-priority 5 cycles, evolution 1000, random 300) [default: 1].")
 @click.option("--policy", "policies", multiple=True, metavar="SEARCHER",
-              help="Task mode: run only these searchers (repeatable) [default: path-priority, evolution, random, path-priority-verify].")
+              help="Task mode: run only these searchers (repeatable) [default: path-priority, evolution, random, "
+                   "path-priority-verify, surrogate].")
 @click.option("--policy-set", "policy_sets", multiple=True, metavar="SEARCHER.OPTION=VALUE",
               help="Task mode: explicit searcher options instead of its scaled budget, e.g. evolution.population=10.")
 @click.option("--random-archs", type=click.IntRange(min=0), default=None, help="Task mode: random architectures retrained [default: 6].")
 @click.option("--top-k", type=click.IntRange(min=1), default=None, help="Task mode: path-priority top-k architectures retrained [default: 3].")
-@click.option("--retrain-seeds", type=click.IntRange(min=0), default=None,
-              help="Task mode: retrain the architectures found with seeds 0..N-1 [default: 1].")
+@click.option("--retrain-seeds", type=click.IntRange(min=1), default=None,
+              help="Task mode: retrain every candidate N times, with the config's seed and the next N-1 [default: 1].")
+@click.option("--trust-archs", type=click.IntRange(min=0), default=None,
+              help="Task mode: also retrain N architectures spread over the quantiles of the supernet scores the "
+                   "searches stored, for the supernet-trust study [default: 0].")
 @click.option("--bn-batches", default=None, metavar="K,K,...",
               help="Task mode: eval.bn_batches values of the BN recalibration study [default: 0,10,50,200]; empty to skip.")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
 def main(mode: str, table: Path | None, seeds: int | None, sigmas: tuple[float, ...], out: Path | None,
          quiet: bool, **task_options: Any) -> None:
-    """Compare path-priority, evolution, random and path-priority-verify: on NAS-Bench-Macro at the paper's
+    """Compare path-priority, evolution, random, path-priority-verify (and surrogate): on NAS-Bench-Macro at the paper's
     and equal budgets, or on a task's trained supernet with retraining (see docs/benchmarks.md)."""
     from benchmarks.nas_bench_macro import markdown_table
 
@@ -121,7 +125,7 @@ def _task_options(given: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     words: list[str] = []
     for key, flag in (("preset", "--preset"), ("config_path", "--config"), ("run_dir", "--run-dir"), ("device", "--device"),
                       ("budget_scale", "--budget-scale"), ("random_archs", "--random-archs"), ("top_k", "--top-k"),
-                      ("retrain_seeds", "--retrain-seeds")):
+                      ("retrain_seeds", "--retrain-seeds"), ("trust_archs", "--trust-archs")):
         if given[key] is not None:
             options[key] = given[key]
             words += [flag, f"{given[key]:g}" if isinstance(given[key], float) else str(given[key])]

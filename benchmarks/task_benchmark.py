@@ -5,16 +5,18 @@
 (``--run-dir``, default ``OUT/run``):
 
 1. **supernet**: :meth:`Pipeline.train_supernet` (resumes, or reuses ``supernet.pt``);
-2. **search**: path-priority (5 cycles), evolution (50 x 20), random (300) and
-   path-priority-verify (at path-priority's budget) for seeds ``0..S-1``, all through one
+2. **search**: path-priority (5 cycles), evolution (50 x 20), random (300), path-priority-verify and
+   surrogate (at path-priority's budget) for seeds ``0..S-1``, all through one
    :class:`~oneshot.study.Study` on the run's evaluation store, so an architecture evaluated by
    one policy is never evaluated again for another (``--budget-scale`` or ``--policy-set`` shrink
    the budgets);
-3. **candidates**: every policy's architecture, the path-priority top-k and random architectures,
-   evaluated on the supernet through the same study;
-4. **retrain**: :meth:`Pipeline.retrain` on every candidate (the same schedule for all), metrics on
-   ``val``;
-5. **supernet trust**: Kendall tau-b and Spearman rho between supernet and retrained fitness;
+3. **candidates**: every policy's architecture (every search seed), the path-priority top-k,
+   random architectures and ``--trust-archs`` architectures spread over the quantiles of the
+   supernet scores the searches stored, evaluated on the supernet through the same study;
+4. **retrain**: :meth:`Pipeline.retrain` on every candidate with ``--retrain-seeds`` seeds (the
+   config's seed, then the next ones; the same schedule for all), metrics on ``val``;
+5. **supernet trust**: Kendall tau-b and Spearman rho between supernet and retrained fitness (the
+   mean over retraining seeds), with paired bootstrap intervals (:mod:`benchmarks.task_stats`);
 6. **BN recalibration**: fitness of fixed architectures for 0, 10, 50, 200 batches
    (``eval.bn_batches``), evaluated directly with a task built on a config copy (never through the
    store, since the stored fitness is defined by the run's own setting);
@@ -49,13 +51,13 @@ from benchmarks.task_policies import (
     share_accounting,
 )
 from benchmarks.task_report import markdown_body, section_title
+from benchmarks.task_stats import trust_stats
 from benchmarks.task_summary import build_summary, write_plots
 from oneshot.search import SearchResult
 from oneshot.space import Architecture, SearchSpace
-from oneshot.stats import kendall_tau_b, spearman_rho
 from oneshot.study import Study
 
-__all__ = ["DEFAULT_BN_COUNTS", "run_task_benchmark"]
+__all__ = ["DEFAULT_BN_COUNTS", "mean_metrics", "run_task_benchmark", "spread_by_score"]
 
 DEFAULT_BN_COUNTS = (0, 10, 50, 200)
 Progress = Callable[[str], None]
@@ -76,6 +78,7 @@ def run_task_benchmark(
     random_archs: int = 6,
     top_k: int = 3,
     retrain_seeds: int = 1,
+    trust_archs: int = 0,
     bn_counts: Sequence[int] = DEFAULT_BN_COUNTS,
     device: str | None = None,
     command: str = "",
@@ -91,8 +94,8 @@ def run_task_benchmark(
 
     if seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {seeds}")
-    if random_archs < 0 or top_k < 1 or retrain_seeds < 0:
-        raise ValueError("--random-archs must be >= 0, --top-k >= 1 and --retrain-seeds >= 0")
+    if random_archs < 0 or top_k < 1 or retrain_seeds < 1 or trust_archs < 0:
+        raise ValueError("--random-archs and --trust-archs must be >= 0, --top-k and --retrain-seeds >= 1")
     if any(k < 0 for k in bn_counts):
         raise ValueError(f"BN recalibration batch counts must be >= 0, got {list(bn_counts)}")
     say = progress or (lambda _msg: None)
@@ -133,8 +136,7 @@ def run_task_benchmark(
         run.update(acc)
 
     # 3. candidates and their supernet fitness ----------------------------------------------
-    candidates = _candidates(pipeline, space, runs, seeds=seeds, retrain_seeds=retrain_seeds, top_k=top_k,
-                             random_archs=random_archs)
+    candidates = _candidates(pipeline, space, runs, top_k=top_k, random_archs=random_archs, trust_archs=trust_archs)
     found_all = [r["result"].best for r in runs]
     to_score = list(dict.fromkeys([c.arch for c in candidates] + found_all))
     new = sum(study.get(a) is None for a in to_score)
@@ -148,23 +150,23 @@ def run_task_benchmark(
     for r in runs:
         r["found_metrics"] = scored[r["result"].best]
 
-    # 4. retraining --------------------------------------------------------------------------
-    for i, c in enumerate(candidates):
-        done = (pipeline.run_dir / "retrain" / c.arch.key[:64] / "metrics.json").exists()
-        say(f"[benchmark] retrain {i + 1}/{len(candidates)} ({', '.join(c.roles)}){' : cached' if done else ''}")
+    # 4. retraining (one from-scratch training per candidate and retraining seed) -----------------
+    retrain_with = [pipeline.config.seed + i for i in range(retrain_seeds)]
+    total = len(candidates) * len(retrain_with)
+    for i, (c, rseed) in enumerate((c, r) for c in candidates for r in retrain_with):
+        done = (pipeline.retrain_dir(c.arch, seed=rseed) / "metrics.json").exists()
+        say(f"[benchmark] retrain {i + 1}/{total} seed {rseed} ({', '.join(c.roles)}){' : cached' if done else ''}")
         with ledger.measure() as cost:
-            c.retrained = pipeline.retrain(c.arch).to_json()
-        key = f"retrain {c.arch.key}"
+            c.runs[rseed] = pipeline.retrain(c.arch, seed=rseed).to_json()
+        key = f"retrain {c.arch.key}" + ("" if rseed == pipeline.config.seed else f" seed {rseed}")
         if not done or ledger.get(key) is None:
             ledger.record(key, steps=pipeline.config.retrain.iterations, measured=not done, **cost)
+    for c in candidates:
+        c.retrained = mean_metrics(c.runs)
 
     # 5. supernet trust ------------------------------------------------------------------------
     pairs = [(c.supernet["fitness"], c.retrained["fitness"]) for c in candidates if c.supernet and c.retrained]
-    trust = {
-        "n": len(pairs),
-        "kendall_tau_b": kendall_tau_b([p[0] for p in pairs], [p[1] for p in pairs]) if pairs else float("nan"),
-        "spearman_rho": spearman_rho([p[0] for p in pairs], [p[1] for p in pairs]) if pairs else float("nan"),
-    }
+    trust = trust_stats([p[0] for p in pairs], [p[1] for p in pairs])
     say(f"[benchmark] supernet trust: N = {trust['n']}, Kendall tau-b {trust['kendall_tau_b']:.3f}, "
         f"Spearman rho {trust['spearman_rho']:.3f}")
 
@@ -174,7 +176,7 @@ def run_task_benchmark(
     # 7. report ------------------------------------------------------------------------------
     summary = build_summary(task, preset, overrides, pipeline, space, specs, runs, candidates, trust, bn, ledger,
                             seeds=seeds, budget_scale=budget_scale, policy_options=policy_options or {},
-                            retrain_seeds=retrain_seeds, elapsed=time.perf_counter() - started, command=command)
+                            retrain_seeds=retrain_with, elapsed=time.perf_counter() - started, command=command)
     write_plots(summary, out)
     write_json(out / "summary.json", summary)
     write_text(out / "report.md", f"{section_title(task)}\n\n{markdown_body(summary)}\n")
@@ -234,21 +236,20 @@ def _candidates(
     space: SearchSpace,
     runs: Sequence[dict[str, Any]],
     *,
-    seeds: int,
-    retrain_seeds: int,
     top_k: int,
     random_archs: int,
+    trust_archs: int = 0,
 ) -> list[Candidate]:
-    """Architectures to retrain: each policy's pick for seeds < ``retrain_seeds``, the top-k of
-    path-priority (seed 0), and distinct random architectures (a fixed stream of the run seed)."""
+    """Architectures to retrain: each policy's pick for every search seed, the top-k of
+    path-priority (seed 0), distinct random architectures (a fixed stream of the run seed), and
+    ``trust_archs`` architectures spread over the supernet scores the searches evaluated."""
     by_arch: dict[Architecture, Candidate] = {}
 
     def add(arch: Architecture, role: str) -> None:
         by_arch.setdefault(arch, Candidate(arch, [])).roles.append(role)
 
     for r in runs:
-        if r["seed"] < retrain_seeds:
-            add(r["result"].best, f"found: {r['label']}, seed {r['seed']}")
+        add(r["result"].best, f"found: {r['label']}, seed {r['seed']}")
     for r in runs:
         if r["searcher"] == "path-priority" and r["seed"] == 0:
             for i, arch in enumerate(r["result"].top_k[:top_k]):
@@ -262,7 +263,44 @@ def _candidates(
         if arch not in drawn:
             drawn.append(arch)
             add(arch, f"random #{len(drawn)}")
+    for i, arch in enumerate(spread_by_score(runs, trust_archs, exclude=set(by_arch))):
+        add(arch, f"spread #{i + 1}")
     return list(by_arch.values())
+
+
+def spread_by_score(runs: Sequence[dict[str, Any]], n: int, *, exclude: set[Architecture]) -> list[Architecture]:
+    """``n`` distinct architectures the searches evaluated (so already in the store), at the
+    quantiles ``(i + 0.5) / n`` of their supernet scores (ties broken by key), none in ``exclude``;
+    fewer when the searches evaluated fewer."""
+    scores: dict[Architecture, float] = {}
+    for r in runs:
+        for h in r["result"].history:
+            scores.setdefault(h.arch, float(h.fitness))
+    ranked = sorted((a for a in scores if a not in exclude), key=lambda a: (scores[a], a.key))
+    if n <= 0 or not ranked:
+        return []
+    if n >= len(ranked):
+        return ranked
+    picks = dict.fromkeys(ranked[min(len(ranked) - 1, int((i + 0.5) * len(ranked) / n))] for i in range(n))
+    return list(picks)
+
+
+def mean_metrics(runs: Mapping[int, Mapping[str, Any]]) -> dict[str, Any] | None:
+    """Mean of every numeric metric over retraining seeds, with ``seeds`` and the per-seed
+    ``fitness_by_seed`` (None without runs)."""
+    if not runs:
+        return None
+    first = next(iter(runs.values()))
+    out: dict[str, Any] = {
+        k: float(np.mean([float(m[k]) for m in runs.values()]))
+        for k, v in first.items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and all(k in m for m in runs.values())
+    }
+    if "retrain_steps" in first:
+        out["retrain_steps"] = first["retrain_steps"]
+    out["seeds"] = sorted(runs)
+    out["fitness_by_seed"] = [float(runs[s]["fitness"]) for s in sorted(runs)]
+    return out
 
 
 def _bn_study(

@@ -21,6 +21,7 @@ from oneshot.search import Searcher, SearchResult, build_searcher
 from oneshot.space import Architecture, SearchSpace
 
 __all__ = [
+    "DEFAULT_SEARCHERS",
     "PAPER_SEARCHERS",
     "Candidate",
     "CostLedger",
@@ -31,6 +32,8 @@ __all__ = [
 ]
 
 PAPER_SEARCHERS = ("path-priority", "evolution", "random", "path-priority-verify")
+#: The policies run by default: the paper's, and the surrogate searcher at path-priority's budget.
+DEFAULT_SEARCHERS = (*PAPER_SEARCHERS, "surrogate")
 
 
 @dataclass(frozen=True)
@@ -59,15 +62,15 @@ def default_policies(
     names: Sequence[str] | None = None,
 ) -> list[PolicySpec]:
     """The paper's budgets, times ``budget_scale``: path-priority 5 cycles (``5 E`` evaluations for
-    a fair window of ``E``), evolution 50 x 20 (1000), random 300, and path-priority-verify at
-    path-priority's budget. Scaled budgets keep at least one fair window for the path-priority
+    a fair window of ``E``), evolution 50 x 20 (1000), random 300, and path-priority-verify and
+    surrogate at path-priority's budget. Scaled budgets keep at least one fair window for the path-priority
     family and two evaluations for evolution. A searcher named in ``options`` is built with
     those constructor options instead (e.g. ``{"evolution": {"population": 10, "generations": 3}}``).
     """
     if budget_scale <= 0:
         raise ValueError(f"--budget-scale must be > 0, got {budget_scale}")
     options = options or {}
-    names = list(names) if names else list(PAPER_SEARCHERS)
+    names = list(names) if names else list(DEFAULT_SEARCHERS)
     unknown = sorted(set(options) - set(names))
     if unknown:
         raise ValueError(f"--policy-set names searchers that are not run: {', '.join(unknown)} (run: {', '.join(names)})")
@@ -175,12 +178,13 @@ class Candidate:
     arch: Architecture
     roles: list[str]
     supernet: dict[str, Any] | None = None
-    retrained: dict[str, Any] | None = None
+    retrained: dict[str, Any] | None = None  #: mean over retraining seeds (``fitness_by_seed`` each)
+    runs: dict[int, dict[str, Any]] = field(default_factory=dict)  #: retraining seed -> its metrics
 
     @property
     def kind(self) -> str:
-        """``found`` if any policy returned it, else ``top-k``, else ``random``."""
-        for kind in ("found", "top-k", "random"):
+        """``found`` if any policy returned it, else ``top-k``, else ``random``, else ``spread``."""
+        for kind in ("found", "top-k", "random", "spread"):
             if any(r.startswith(kind) for r in self.roles):
                 return kind
         return self.roles[0]

@@ -66,7 +66,7 @@ def _stage_rows(summary: Mapping[str, Any]) -> list[tuple[str, int | None, int |
         evals = sum(int(e.get("evaluations", 0)) for e in entries) if any("evaluations" in e for e in entries) else None
         steps = sum(int(e.get("steps", 0)) for e in entries) if any("steps" in e for e in entries) else None
         if group == "retraining":
-            group = f"retraining ({len(entries)} architectures)"
+            group = f"retraining ({len(entries)} from-scratch trainings)"
         rows.append((group, evals, steps, sum(e["wall_s"] for e in entries), sum(e["cpu_s"] for e in entries),
                      all(e.get("measured", True) for e in entries)))
     return rows
@@ -153,9 +153,10 @@ def markdown_body(summary: Mapping[str, Any]) -> str:
         "evaluation time, the actual cost of adding this policy to the benchmark; *as if unshared* sums the "
         "recorded time of every architecture the policy used, its cost on its own. Path-priority's returned "
         "architecture (the per-layer argmax) is not among its evaluated models; its supernet "
-        f"{name} is measured afterwards. Retrained values are for seed"
-        + (f"s 0..{summary['retrain_seeds'] - 1}." if summary["retrain_seeds"] > 1 else " 0."),
+        f"{name} is measured afterwards. Retrained values: each search seed's architecture retrained with "
+        + _retrain_seeds_text(summary) + ", averaged over those, then mean ± sd over search seeds.",
         "",
+        *_statistics(summary),
     ]
     # Table 3
     cands = summary["candidates"]
@@ -173,10 +174,10 @@ def markdown_body(summary: Mapping[str, Any]) -> str:
                      + "".join(f" {_pm([c['retrained'][k] for c in randoms])} |" for k in extra))
     if searched:
         vals = [m["fitness"] for _, m in searched]
-        lines.append(f"| searched (one per policy) | {len(vals)} | {_pm(vals)} | {_fmt(max(vals))} |"
+        lines.append(f"| searched (one per policy, search seed 0) | {len(vals)} | {_pm(vals)} | {_fmt(max(vals))} |"
                      + "".join(f" {_pm([m[k] for _, m in searched])} |" for k in extra))
         for label, m in searched:
-            lines.append(f"| searched: {label} | 1 | {_fmt(m['fitness'])} | |" + "".join(f" {_fmt(m[k])} |" for k in extra))
+            lines.append(f"| searched: {label}, seed 0 | 1 | {_fmt(m['fitness'])} | |" + "".join(f" {_fmt(m[k])} |" for k in extra))
     lines.append("")
     # trust
     t = summary["trust"]
@@ -189,7 +190,9 @@ def markdown_body(summary: Mapping[str, Any]) -> str:
         "",
         f"N = {t['n']} architectures ({', '.join(f'{v} {k}' for k, v in kinds.items())}): Kendall tau-b = "
         f"{_fmt(t['kendall_tau_b'])}, Spearman rho = {_fmt(t['spearman_rho'])} between the supernet {name} "
-        f"(search split, BN recalibrated) and the retrained {name} (`val`)."
+        f"(search split, BN recalibrated) and the retrained {name} (`val`, mean over "
+        f"{_retrain_seeds_text(summary)}). Paired bootstrap 95% intervals (architectures resampled with both "
+        f"scores): tau-b {_ci_text(t.get('kendall_tau_b_ci'))}, rho {_ci_text(t.get('spearman_rho_ci'))}."
         + (" (– = undefined: one side gives every architecture the same value.)"
            if not (math.isfinite(t["kendall_tau_b"]) and math.isfinite(t["spearman_rho"])) else "")
         + (" With so few architectures a correlation is very uncertain (a tau of ±0.3 is within chance at N = 10)."
@@ -239,6 +242,63 @@ def markdown_body(summary: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _retrain_seeds_text(summary: Mapping[str, Any]) -> str:
+    seeds = summary["retrain_seeds"]
+    seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)  # older summaries held a count
+    return f"retraining seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+
+
+def _ci_text(ci: Mapping[str, Any] | None) -> str:
+    if not ci or ci.get("low") is None or ci.get("high") is None:
+        return "– (too few values)"
+    return f"[{_fmt(ci['low'])}, {_fmt(ci['high'])}]"
+
+
+VERDICT_RULE = (
+    "**Verdict rule.** For a claim *A >= B* or *A > B* the interval is the percentile bootstrap 95% "
+    "interval of mean(A) − mean(B) (10,000 resamples, each group resampled on its own): *supported* if "
+    "the whole interval lies above 0, *contradicted* if it lies below 0, *open* if it holds 0 or a group "
+    "has fewer than two values. A policy's values are its search seeds (each the found architecture's "
+    "mean over retraining seeds); *searched* pools every policy's found architectures; *random "
+    "architectures* are the random candidates (each its mean over retraining seeds). With 3 search "
+    "seeds a bootstrap interval is rough (it cannot be wider than the range of the 3 values): read "
+    "*open* as \"not shown\", not as \"equal\"."
+)
+
+
+def _statistics(summary: Mapping[str, Any]) -> list[str]:
+    """Per-policy means with intervals, minus random, and the verdicts on the paper's claims."""
+    stats = summary.get("stats")
+    if not stats:
+        return []
+    name = summary["fitness_name"]
+    lines = [
+        "### Table 5 as a statistic: means over search seeds with bootstrap 95% intervals",
+        "",
+        f"| policy | search seeds | retrained {name} (mean) | 95% interval | minus random architectures | 95% interval |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in stats["policies"].values():
+        d = row["minus_random"]
+        lines.append(f"| {row['label']} | {row['n']} | {_fmt(row['estimate'])} | {_ci_text(row)} | "
+                     f"{_fmt(d['estimate'])} | {_ci_text(d)} |")
+    for label, row in (("searched (all policies)", stats["searched"]), ("random architectures", stats["random"])):
+        lines.append(f"| {label} | {row['n']} | {_fmt(row['estimate'])} | {_ci_text(row)} | | |")
+    d = stats["searched_minus_random"]
+    lines += [
+        "",
+        f"Searched − random architectures: {_fmt(d['estimate'])}, 95% interval {_ci_text(d)}.",
+        "",
+        "| paper's claim | difference (A − B) | 95% interval | verdict |",
+        "|---|---:|---:|---|",
+    ]
+    for c in stats["claims"]:
+        lines.append(f"| {c['claim']} | {_fmt(c['difference']['estimate'])} | {_ci_text(c['difference'])} | "
+                     f"**{c['verdict']}** |")
+    lines += ["", VERDICT_RULE, ""]
+    return lines
+
+
 def _observations(summary: Mapping[str, Any]) -> list[str]:
     """What came out, stated from the numbers, including where the paper's ordering does not hold."""
     name = summary["fitness_name"]
@@ -247,7 +307,7 @@ def _observations(summary: Mapping[str, Any]) -> list[str]:
     labels = {p["searcher"]: p["label"] for p in summary["policies"]}
     randoms = [c["retrained"]["fitness"] for c in summary["candidates"]
                if any(r.startswith("random") for r in c["roles"]) and c["retrained"]]
-    lines = ["### What came out", ""]
+    lines = ["### What came out (search seed 0, one value per policy)", ""]
     sf = summary.get("search_fitness", {})
     degenerate = sf.get("architectures", 0) > 1 and sf.get("distinct_values") == 1
     ties = " (by tie-breaking only: not evidence for or against the paper)" if degenerate else ""

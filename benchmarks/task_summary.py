@@ -14,6 +14,7 @@ from typing import Any
 
 from benchmarks.task_policies import Candidate, CostLedger, PolicySpec
 from benchmarks.task_report import _mean_sd
+from benchmarks.task_stats import comparison_stats
 from oneshot.space import SearchSpace
 
 __all__ = ["build_summary", "fitness_columns", "write_plots"]
@@ -42,7 +43,7 @@ def build_summary(
     seeds: int,
     budget_scale: float,
     policy_options: Mapping[str, Any],
-    retrain_seeds: int,
+    retrain_seeds: Sequence[int],
     elapsed: float,
     command: str,
 ) -> dict[str, Any]:
@@ -69,7 +70,7 @@ def build_summary(
                         "wall_s": r["wall_s"],
                         "cpu_s": r["cpu_s"],
                         "supernet": r["found_metrics"],
-                        "retrained": retrained.get(r["result"].best) if r["seed"] < retrain_seeds else None,
+                        "retrained": retrained.get(r["result"].best),
                     }
                     for r in rs
                 ],
@@ -85,7 +86,8 @@ def build_summary(
     }
     cand = [
         {"key": c.arch.key, "architecture": c.arch.to_json(), "roles": c.roles, "kind": c.kind,
-         "supernet": c.supernet, "retrained": c.retrained}
+         "supernet": c.supernet, "retrained": c.retrained,
+         "retrained_runs": {str(k): v for k, v in sorted(c.runs.items())}}
         for c in candidates
     ]
     return {
@@ -100,18 +102,31 @@ def build_summary(
         "seeds": seeds,
         "budget_scale": budget_scale,
         "policy_options": {k: dict(v) for k, v in policy_options.items()},
-        "retrain_seeds": retrain_seeds,
+        "retrain_seeds": list(retrain_seeds),
         "fitness_name": fitness_name,
         "extra_metrics": extra,
         "policies": policies,
         "search_fitness": search_fitness,
         "candidates": cand,
+        "stats": _comparison(policies, cand),
         "trust": trust,
         "bn_recalibration": bn,
         "costs": ledger.entries,
         "elapsed_s": elapsed,
         "command": command,
     }
+
+
+def _comparison(policies: Sequence[Mapping[str, Any]], candidates: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Intervals and claim verdicts (:func:`benchmarks.task_stats.comparison_stats`): one value per
+    search seed (its found architecture's mean over retraining seeds), one per random architecture."""
+    per_policy = {
+        p["searcher"]: [s["retrained"]["fitness"] for s in p["seeds"] if s["retrained"]] for p in policies
+    }
+    randoms = [c["retrained"]["fitness"] for c in candidates
+               if any(r.startswith("random") for r in c["roles"]) and c["retrained"]]
+    return comparison_stats({k: v for k, v in per_policy.items() if v}, randoms,
+                            labels={p["searcher"]: p["label"] for p in policies})
 
 
 def write_plots(summary: Mapping[str, Any], folder: Path) -> None:
@@ -127,16 +142,21 @@ def write_plots(summary: Mapping[str, Any], folder: Path) -> None:
 
     name = summary["fitness_name"]
     bars = []
+    intervals = summary["stats"]["policies"]
     for p in summary["policies"]:
         sup = [s["supernet"]["fitness"] for s in p["seeds"]]
         ret = [s["retrained"]["fitness"] for s in p["seeds"] if s["retrained"]]
+        ci = intervals.get(p["searcher"], {})
         bars.append(PolicyBar(p["label"], statistics.fmean(s["evaluations"] for s in p["seeds"]),
                               _mean_sd(sup)[0], _mean_sd(ret)[0] if ret else None,
-                              _mean_sd(sup)[1] if len(sup) > 1 else None))
+                              _mean_sd(sup)[1] if len(sup) > 1 else None,
+                              retrained_low=ci.get("low"), retrained_high=ci.get("high"),
+                              retrained_seeds=tuple(ret)))
     plot_policy_comparison(bars, fitness_name=name, path=folder / "policies_table5.png",
                            title=f"Search policies on the {summary['task']} supernet")
     randoms = [c["retrained"]["fitness"] for c in summary["candidates"] if any(r.startswith("random") for r in c["roles"])]
-    searched = {p["label"]: p["seeds"][0]["retrained"]["fitness"] for p in summary["policies"] if p["seeds"][0]["retrained"]}
+    searched = {p["label"]: statistics.fmean(s["retrained"]["fitness"] for s in p["seeds"])
+                for p in summary["policies"] if all(s["retrained"] for s in p["seeds"])}
     if randoms or searched:
         plot_random_vs_searched(randoms, searched, fitness_name=name, path=folder / "policies_table3.png")
     points = [
@@ -146,6 +166,7 @@ def write_plots(summary: Mapping[str, Any], folder: Path) -> None:
     ]
     if points:
         plot_supernet_trust(points, tau=summary["trust"]["kendall_tau_b"], rho=summary["trust"]["spearman_rho"],
+                            tau_ci=summary["trust"].get("kendall_tau_b_ci"), rho_ci=summary["trust"].get("spearman_rho_ci"),
                             fitness_name=name, path=folder / "policies_trust.png")
     bn = summary["bn_recalibration"]
     if "archs" in bn:

@@ -486,17 +486,22 @@ class Pipeline:
             raise ConfigError(f"no architecture at {path}; run `oneshot search` first or pass --arch")
         return Architecture.load(space, path)
 
-    def retrain(self, arch: Architecture | None = None, *, arch_path: str | Path | None = None) -> RetrainResult:
+    def retrain(
+        self, arch: Architecture | None = None, *, arch_path: str | Path | None = None, seed: int | None = None
+    ) -> RetrainResult:
         """Train the frozen architecture from scratch and evaluate it on ``val``.
 
         ``arch`` (or the architecture JSON at ``arch_path``, default the run's found one).
+        ``seed`` (default the config's ``seed``) sets the model initialisation and the batch order;
+        a seed other than the config's is kept in its own folder, ``retrain/<key>/seed-<seed>/``.
         """
         self.prepare_data()
-        torch.manual_seed(self.config.seed)
+        run_seed = self.config.seed if seed is None else int(seed)
+        torch.manual_seed(run_seed)
         supernet = self.task.build_supernet()
         if arch is None:
             arch = self.found_architecture(SearchSpace.from_module(supernet), arch_path)
-        out_dir = self.run_dir / "retrain" / arch.key[:64]
+        out_dir = self.retrain_dir(arch, seed=run_seed)
         out_dir.mkdir(parents=True, exist_ok=True)
         done = out_dir / "metrics.json"
         finished = self.run.read_json(done)
@@ -505,7 +510,7 @@ class Pipeline:
             log.info("reusing retrained %s (%s)", arch.key, done)
             return RetrainResult(arch, finished, steps)
         model = freeze(supernet, arch)
-        trainer = self._trainer(model, stage="retrain", run_dir=out_dir, batch_seed=self.config.seed + 1)
+        trainer = self._trainer(model, stage="retrain", run_dir=out_dir, batch_seed=run_seed + 1)
         log.info("retraining %s: %d steps of %d images", arch.key, self.config.retrain.iterations, self.config.retrain.batch_size)
         result = trainer.fit(self.config.retrain.iterations, desc="retrain")
         model.eval()
@@ -521,6 +526,11 @@ class Pipeline:
         log.info("retrained %s: %d steps (%d in this run, %.1f s); val fitness %.4f",
                  arch.key, result.steps, result.steps_this_run, result.seconds, float(metrics["fitness"]))
         return retrained
+
+    def retrain_dir(self, arch: Architecture, *, seed: int | None = None) -> Path:
+        """Where :meth:`retrain` keeps ``arch`` retrained with ``seed`` (``metrics.json`` once done)."""
+        folder = self.run_dir / "retrain" / arch.key[:64]
+        return folder if seed is None or int(seed) == self.config.seed else folder / f"seed-{int(seed)}"
 
     def retrain_compared(self, report: SearchReport, count: int | None = None) -> RetrainComparison:
         """Retrain the report's found architecture and its first ``count`` random baselines

@@ -40,6 +40,7 @@ def test_paper_budgets_and_their_labels():
         "evolution (50 x 20)",
         "random (300)",
         "path-priority-verify (60)",
+        "surrogate (60)",
     ]
 
 
@@ -48,7 +49,8 @@ def test_budget_scale_keeps_whole_windows_and_options_replace_budgets():
     assert specs["path-priority"].budget == 12 and specs["path-priority-verify"].budget == 12
     assert specs["evolution"].budget == 100 and specs["random"].budget == 30
     half = {s.searcher: s.budget for s in default_policies(12, budget_scale=0.5)}
-    assert half == {"path-priority": 36, "evolution": 500, "random": 150, "path-priority-verify": 36}  # 2.5 -> 3 cycles
+    assert half == {"path-priority": 36, "evolution": 500, "random": 150, "path-priority-verify": 36,
+                    "surrogate": 36}  # 2.5 -> 3 cycles
     evo = {"population": 6, "generations": 2, "top_k": 2, "mutations": 3, "crossovers": 3}
     specs = default_policies(12, options={"evolution": evo}, names=["evolution", "random"])
     assert [s.searcher for s in specs] == ["evolution", "random"]
@@ -112,7 +114,8 @@ def smoke(tmp_path_factory):
 
 def test_smoke_runs_every_policy_through_one_store(smoke):
     s = smoke.summary
-    assert [p["searcher"] for p in s["policies"]] == ["path-priority", "evolution", "random", "path-priority-verify"]
+    assert [p["searcher"] for p in s["policies"]] == ["path-priority", "evolution", "random", "path-priority-verify",
+                                                      "surrogate"]
     records = _store_records(Path(s["run_dir"]))
     keys = [r["key"] for r in records]
     assert len(keys) == len(set(keys)), "an architecture was evaluated twice"

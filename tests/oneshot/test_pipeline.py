@@ -258,3 +258,20 @@ def test_typo_in_a_searcher_option_with_a_budget_is_an_unknown_option(tmp_path):
     proc = _run(["search", "--task", "toy", "--out", str(tmp_path / "r"), "--quiet", "--searcher", "evolution",
                  "--set", "search.options.evolution={budget: 12, populaton: 3}"], check=False)
     assert proc.returncode == 1 and "no option 'populaton'" in proc.stderr and "only 'seed'" not in proc.stderr
+
+
+def test_retrain_with_another_seed_keeps_its_own_folder(tmp_path):
+    from oneshot.pipeline import open_run
+    from oneshot.space import SearchSpace
+
+    pipe = open_run("toy", run_dir=tmp_path / "r", progress=False, overrides=["retrain.iterations=3"])
+    arch = SearchSpace.from_module(pipe.task.build_supernet()).validate([0, 1, 2, 0])
+    default = pipe.retrain(arch)
+    same = pipe.retrain(arch, seed=pipe.config.seed)  # the config's seed: the default folder, reused
+    other = pipe.retrain(arch, seed=pipe.config.seed + 1)
+    folder = tmp_path / "r" / "retrain" / arch.key[:64]
+    assert pipe.retrain_dir(arch) == folder and pipe.retrain_dir(arch, seed=pipe.config.seed + 1) == folder / "seed-1"
+    assert (folder / "metrics.json").exists() and (folder / "seed-1" / "metrics.json").exists()
+    assert same.to_json() == default.to_json() and other.steps == 3
+    first, second = (torch.load(f / "model_state.pt") for f in (folder, folder / "seed-1"))
+    assert any(not torch.equal(first[k], second[k]) for k in first)  # another initialisation and batch order
