@@ -305,13 +305,7 @@ def synthetic_sample(size: int, rng: np.random.Generator, variant: str = "standa
         elif cat == 13:
             field = field - 0.6 * yy
         fields.append(field)
-    region = np.argmax(np.stack(fields), axis=0)
-    image = np.empty((size, size, 3), dtype=np.float32)
-    for k, cat in enumerate(stuff):
-        where = region == k
-        if where.any():
-            labels.map[where] = labels.new(cat)
-            np.copyto(image, _stuff_texture(cat, rng, size), where=where[..., None])
+    image = _paint_stuff(labels, stuff, fields, _stuff_texture, rng)
 
     _void_blob(image, labels, rng, size)
     _crowd(image, labels, rng, size, _paint_shape)
@@ -324,6 +318,26 @@ def synthetic_sample(size: int, rng: np.random.Generator, variant: str = "standa
     np.clip(image, 0, 255, out=image)
     seg_map, segments = _segments_info(labels, rng)
     return SyntheticSample(image.astype(np.uint8), PanopticSegmentation(seg_map, segments))
+
+
+def _paint_stuff(
+    labels: _Labels,
+    stuff: list[int],
+    fields: list[np.ndarray],
+    texture: Callable[[int, np.random.Generator, int], np.ndarray],
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """A new float image split among the ``stuff`` classes: each pixel goes to the class whose
+    ``field`` is highest there, labelled and filled with that class's ``texture``."""
+    size = labels.map.shape[0]
+    region = np.argmax(np.stack(fields), axis=0)
+    image = np.empty((size, size, 3), dtype=np.float32)
+    for k, cat in enumerate(stuff):
+        where = region == k
+        if where.any():
+            labels.map[where] = labels.new(cat)
+            np.copyto(image, texture(cat, rng, size), where=where[..., None])
+    return image
 
 
 def _void_blob(image: np.ndarray, labels: _Labels, rng: np.random.Generator, size: int) -> None:

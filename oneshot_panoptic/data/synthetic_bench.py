@@ -99,13 +99,7 @@ def bench_sample(size: int, rng: np.random.Generator) -> _std.SyntheticSample:
     labels = _std._Labels(size)
     stuff = [int(c) for c in rng.choice(_STUFF_IDS, size=int(rng.integers(2, 4)), replace=False)]
     fields = [_std._smooth_noise(rng, size, 2) + 0.3 * _std._smooth_noise(rng, size, 8) for _ in stuff]
-    region = np.argmax(np.stack(fields), axis=0)
-    image = np.empty((size, size, 3), dtype=np.float32)
-    for k, cat in enumerate(stuff):
-        where = region == k
-        if where.any():
-            labels.map[where] = labels.new(cat)
-            np.copyto(image, stuff_texture(cat, rng, size), where=where[..., None])
+    image = _std._paint_stuff(labels, stuff, fields, stuff_texture, rng)
 
     # Distractors: grey shapes that belong to the stuff they lie on.
     for _ in range(int(rng.integers(0, 3))):
