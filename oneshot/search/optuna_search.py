@@ -23,13 +23,13 @@ a run resumed from an evaluation store equals an uninterrupted one.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from oneshot.search.base import BudgetSearcher, SearchError
+from oneshot.search.evolution import population_for_budget
 from oneshot.search.multiobjective import MultiObjectiveMixin
 from oneshot.search.objectives import Objective, ObjectiveLike, parse_objectives
 from oneshot.space import Architecture, SearchSpace
@@ -160,11 +160,6 @@ class OptunaSearcher(BudgetSearcher):
         return fields
 
 
-def _population_for(n: int) -> int:
-    """The evolution searcher's rule: ``round(sqrt(2.5 n))`` clipped to 2..50 (50:20 as in SPOS)."""
-    return max(2, min(50, round(math.sqrt(2.5 * n))))
-
-
 class NSGA2Searcher(MultiObjectiveMixin, OptunaSearcher):
     """NSGA-II (Deb et al. 2002) through optuna's ``NSGAIISampler``; returns the Pareto set.
 
@@ -208,7 +203,7 @@ class NSGA2Searcher(MultiObjectiveMixin, OptunaSearcher):
     @classmethod
     def _budget_options(cls, n: int) -> dict[str, Any]:
         """``n`` trials, population ``round(sqrt(2.5 n))`` clipped to 2..50 (as evolution)."""
-        return {"num_trials": n, "population_size": _population_for(n)}
+        return {"num_trials": n, "population_size": population_for_budget(n)}
 
     def _make_sampler(self) -> optuna.samplers.BaseSampler:
         import optuna
