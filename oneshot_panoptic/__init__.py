@@ -6,6 +6,7 @@ Subpackages: :mod:`~oneshot_panoptic.data` (COCO-panoptic and synthetic data),
 the ``oneshot panoptic`` commands.
 """
 
+from oneshot_panoptic import modeling
 from oneshot_panoptic.config import PanopticConfig
 from oneshot_panoptic.data import (
     CocoPanoptic,
@@ -23,23 +24,7 @@ from oneshot_panoptic.evaluation import (
     format_pq_table,
     prepare_ground_truth,
 )
-from oneshot_panoptic.modeling import (
-    BACKBONE_PRESETS,
-    COCO_REFERENCE_AREA,
-    DEFAULT_LR_MULTIPLIERS,
-    MODEL_PRESETS,
-    PUBLISHED_ARCHITECTURES,
-    AutoPanoptic,
-    AutoPanopticPreset,
-    BackboneSpec,
-    ShuffleNetV2Supernet,
-    autopanoptic_search_space,
-    build_autopanoptic,
-    panoptic_fusion,
-    param_groups,
-    published_architecture,
-    stuff_area_limit,
-)
+from oneshot_panoptic.modeling import *  # noqa: F403 (re-exported: modeling.__all__ below)
 from oneshot_panoptic.ship import (
     DenseAutoPanoptic,
     PanopticPredictionWriter,
@@ -56,17 +41,10 @@ from oneshot_panoptic.task import PanopticTask
 from oneshot_panoptic.visualize import overlay_panoptic
 
 __all__ = [
-    "AutoPanoptic",
-    "AutoPanopticPreset",
-    "BACKBONE_PRESETS",
-    "BackboneSpec",
-    "COCO_REFERENCE_AREA",
+    *modeling.__all__,
     "CocoPanoptic",
     "DenseAutoPanoptic",
-    "DEFAULT_LR_MULTIPLIERS",
     "IGNORE_LABEL",
-    "MODEL_PRESETS",
-    "PUBLISHED_ARCHITECTURES",
     "PanopticConfig",
     "PanopticEvaluator",
     "PanopticMetadata",
@@ -76,9 +54,6 @@ __all__ = [
     "PanopticTask",
     "PreparedGroundTruth",
     "SegmentInfo",
-    "ShuffleNetV2Supernet",
-    "autopanoptic_search_space",
-    "build_autopanoptic",
     "build_model",
     "build_transforms",
     "collate_fn",
@@ -87,11 +62,7 @@ __all__ = [
     "format_pq_table",
     "generate_synthetic_dataset",
     "overlay_panoptic",
-    "panoptic_fusion",
-    "param_groups",
     "predict_panoptic_images",
     "prepare_ground_truth",
-    "published_architecture",
     "split_paths",
-    "stuff_area_limit",
 ]

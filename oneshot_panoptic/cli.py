@@ -8,7 +8,9 @@ group turns :class:`oneshot.errors.OneshotError` into one line on stderr and a n
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -16,37 +18,23 @@ from oneshot.errors import DatasetError
 
 __all__ = ["panoptic", "evaluate", "data", "parse_splits"]
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 
 @click.group("panoptic")
 def panoptic() -> None:
     """Panoptic segmentation (Auto-Panoptic): PQ of prediction files, datasets."""
 
 
+def _required_path(flag: str, help: str) -> Callable[[F], F]:
+    return click.option(flag, required=True, type=click.Path(path_type=Path), help=help)
+
+
 @panoptic.command("evaluate")
-@click.option(
-    "--gt-json",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Ground-truth COCO-panoptic JSON.",
-)
-@click.option(
-    "--gt-folder",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Folder of ground-truth PNGs.",
-)
-@click.option(
-    "--pred-json",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Prediction COCO-panoptic JSON.",
-)
-@click.option(
-    "--pred-folder",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Folder of predicted PNGs.",
-)
+@_required_path("--gt-json", "Ground-truth COCO-panoptic JSON.")
+@_required_path("--gt-folder", "Folder of ground-truth PNGs.")
+@_required_path("--pred-json", "Prediction COCO-panoptic JSON.")
+@_required_path("--pred-folder", "Folder of predicted PNGs.")
 @click.option("--json", "as_json", is_flag=True, help="Print panopticapi's result dict as JSON.")
 @click.option(
     "--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Processes."

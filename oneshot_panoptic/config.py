@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from oneshot.config import EvalConfig, RunConfig, StrictModel
+from oneshot.config import EvalConfig, RunConfig, StrictModel, deep_merge
 
 __all__ = [
     "SplitConfig",
@@ -115,41 +115,37 @@ class PanopticConfig(RunConfig):
     eval: PanopticEvalConfig = Field(default_factory=PanopticEvalConfig)
 
 
-PRESETS: dict[str, dict[str, Any]] = {
-    # CPU demo on the synthetic data: the default (`make demo`).
-    "tiny": {
-        "data": {"synthetic": {"num_images": 300, "size": 128}, "short_sizes": [128], "test_size": 128, "max_size": 128},
-        # The paper's 0.3 semantic weight left stuff unlearned in a 10-minute fair-window schedule
-        # (stuff PQ 9.4); 1.0 doubled it (19.5) and lifted PQ from 33.8 to 39.8 (docs/benchmarks.md).
-        "model": {"preset": "tiny", "overrides": {"semantic_loss_weight": 1.0}},
-        # Single-path uniform steps (SPOS) instead of the paper's fair windows of 12 paths: the same
-        # 2400 paths x 2 images of CPU time give 12x more optimizer steps, which this short schedule
-        # needs (found PQ 39.8 -> 58.0, stuff 19.5 -> 44.2; docs/benchmarks.md). `small` and `paper`
-        # keep fair windows.
-        "train": {
-            "iterations": 2400, "batch_size": 2, "lr": 0.02, "warmup_iterations": 200, "checkpoint_every": 200,
-            "grad_clip": 10.0, "sampler": "uniform", "paths_per_step": 1,
-        },
-        "eval": {"bn_batches": 4, "bn_batch_size": 4, "batch_size": 8},
-        "search": {"searcher": "path-priority", "options": {"path-priority": {"cycles": 5}}, "random_baselines": 5},
-        "retrain": {"iterations": 600, "batch_size": 2, "lr": 0.02, "warmup_iterations": 50, "checkpoint_every": 100, "grad_clip": 10.0},
+# CPU demo on the synthetic data: the default (`make demo`).
+_TINY: dict[str, Any] = {
+    "data": {"synthetic": {"num_images": 300, "size": 128}, "short_sizes": [128], "test_size": 128, "max_size": 128},
+    # The paper's 0.3 semantic weight left stuff unlearned in a 10-minute fair-window schedule
+    # (stuff PQ 9.4); 1.0 doubled it (19.5) and lifted PQ from 33.8 to 39.8 (docs/benchmarks.md).
+    "model": {"preset": "tiny", "overrides": {"semantic_loss_weight": 1.0}},
+    # Single-path uniform steps (SPOS) instead of the paper's fair windows of 12 paths: the same
+    # 2400 paths x 2 images of CPU time give 12x more optimizer steps, which this short schedule
+    # needs (found PQ 39.8 -> 58.0, stuff 19.5 -> 44.2; docs/benchmarks.md). `small` and `paper`
+    # keep fair windows.
+    "train": {
+        "iterations": 2400, "batch_size": 2, "lr": 0.02, "warmup_iterations": 200, "checkpoint_every": 200,
+        "grad_clip": 10.0, "sampler": "uniform", "paths_per_step": 1,
     },
+    "eval": {"bn_batches": 4, "bn_batch_size": 4, "batch_size": 8},
+    "search": {"searcher": "path-priority", "options": {"path-priority": {"cycles": 5}}, "random_baselines": 5},
+    "retrain": {"iterations": 600, "batch_size": 2, "lr": 0.02, "warmup_iterations": 50, "checkpoint_every": 100, "grad_clip": 10.0},
+}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": _TINY,
     # The search-policy benchmark on the 2-core CPU: `bench` scenes (docs/data.md), on which
-    # architectures differ (seed criterion in docs/benchmark-runs/bench-criterion.md).
-    "bench": {
+    # architectures differ (seed criterion in docs/benchmark-runs/bench-criterion.md). The tiny
+    # schedule on smaller images, with a shorter retraining.
+    "bench": deep_merge(_TINY, {
         "data": {
             "synthetic": {"num_images": 400, "size": 96, "variant": "bench"},
             "short_sizes": [96], "test_size": 96, "max_size": 96,
         },
-        "model": {"preset": "tiny", "overrides": {"semantic_loss_weight": 1.0}},
-        "train": {
-            "iterations": 2400, "batch_size": 2, "lr": 0.02, "warmup_iterations": 200, "checkpoint_every": 200,
-            "grad_clip": 10.0, "sampler": "uniform", "paths_per_step": 1,
-        },
-        "eval": {"bn_batches": 4, "bn_batch_size": 4, "batch_size": 8},
-        "search": {"searcher": "path-priority", "options": {"path-priority": {"cycles": 5}}, "random_baselines": 5},
-        "retrain": {"iterations": 400, "batch_size": 2, "lr": 0.02, "warmup_iterations": 40, "checkpoint_every": 100, "grad_clip": 10.0},
-    },
+        "retrain": {"iterations": 400, "warmup_iterations": 40},
+    }),
     # A few minutes on one GPU: 300M backbone on larger synthetic images.
     "small": {
         "device": "cuda",

@@ -2,6 +2,7 @@
 
 from oneshot.search.base import (
     BatchFitness,
+    BudgetSearcher,
     Constraint,
     Evaluation,
     Fitness,
@@ -67,6 +68,7 @@ __all__ = [
     "pareto_entries",
     "AdditiveModel",
     "BatchFitness",
+    "BudgetSearcher",
     "Constraint",
     "Evaluation",
     "EvaluationStore",

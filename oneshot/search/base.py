@@ -18,7 +18,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from oneshot.errors import OneshotError
 from oneshot.space import Architecture, SearchSpace
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BatchFitness",
+    "BudgetSearcher",
     "Constraint",
     "Evaluation",
     "Fitness",
@@ -373,3 +374,30 @@ class Searcher(ABC):
         return Study(fitness, store=store, space=self.space if store is not None else None, executor=LocalExecutor()).optimize(
             self, progress=progress
         )
+
+
+_B = TypeVar("_B", bound="BudgetSearcher")
+
+
+class BudgetSearcher(Searcher):
+    """A searcher whose evaluation budget is the constructor argument named :attr:`budget_arg`,
+    kept as the attribute of the same name.
+
+    :meth:`with_budget` passes ``n`` as that argument (plus whatever :meth:`_budget_options`
+    derives from ``n``) and :attr:`max_evaluations` is its value.
+    """
+
+    budget_arg: ClassVar[str]
+
+    @classmethod
+    def _budget_options(cls, n: int) -> dict[str, Any]:
+        """The constructor arguments of a searcher that uses at most ``n`` evaluations."""
+        return {cls.budget_arg: n}
+
+    @classmethod
+    def with_budget(cls: type[_B], space: SearchSpace, n: int, *, seed: int = 0) -> _B:
+        return cls(space, seed=seed, **cls._budget_options(n))  # type: ignore[call-arg]
+
+    @property
+    def max_evaluations(self) -> int:
+        return int(getattr(self, self.budget_arg))

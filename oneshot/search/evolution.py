@@ -10,7 +10,13 @@ from oneshot.search.base import HistoryEntry, Searcher, SearchError
 from oneshot.search.random import UniqueSampler
 from oneshot.space import Architecture, SearchSpace
 
-__all__ = ["EvolutionSearcher"]
+__all__ = ["EvolutionSearcher", "population_for_budget"]
+
+
+def population_for_budget(n: int) -> int:
+    """``round(sqrt(2.5 n))`` clipped to 2..50: the paper's 50:20 ratio of population to
+    generations (SPOS), for a budget of ``n`` evaluations."""
+    return max(2, min(50, round(math.sqrt(2.5 * n))))
 
 
 class EvolutionSearcher(Searcher):
@@ -81,7 +87,7 @@ class EvolutionSearcher(Searcher):
             raise ValueError(f"evolution needs a budget of at least 2 evaluations, got {n}")
         if n >= 1000:
             return cls(space, population=50, generations=n // 50, seed=seed)
-        population = max(2, min(50, round(math.sqrt(2.5 * n))))
+        population = population_for_budget(n)
         return cls(
             space,
             population=population,

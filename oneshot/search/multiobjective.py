@@ -11,11 +11,11 @@ equals), so single-objective code keeps working.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
-from oneshot.search.base import HistoryEntry, Searcher, SearchError
+from oneshot.search.base import BudgetSearcher, HistoryEntry, SearchError
 from oneshot.search.objectives import Objective, ObjectiveLike, objective_values, parse_objectives
 from oneshot.search.pareto import non_dominated, to_minimization
 from oneshot.search.random import RandomSearcher
@@ -36,14 +36,29 @@ def pareto_entries(history: Sequence[HistoryEntry], objectives: Sequence[Objecti
     return [entries[i] for i in non_dominated(values, [o.direction for o in objectives])]
 
 
-class MultiObjectiveMixin(Searcher):
-    """Selection and result fields shared by the multi-objective searchers.
+_M = TypeVar("_M", bound="MultiObjectiveMixin")
 
-    Subclasses call :meth:`_init_objectives` in their constructor.
+
+class MultiObjectiveMixin(BudgetSearcher):
+    """Selection, result fields and ``with_budget(..., objectives=...)`` shared by the
+    multi-objective searchers.
+
+    Subclasses take ``objectives`` and call :meth:`_init_objectives` in their constructor.
     """
 
     multi_objective: ClassVar[bool] = True
     objectives: tuple[Objective, ...]
+
+    @classmethod
+    def with_budget(
+        cls: type[_M],
+        space: SearchSpace,
+        n: int,
+        *,
+        seed: int = 0,
+        objectives: Sequence[ObjectiveLike] | ObjectiveLike = ("fitness",),
+    ) -> _M:
+        return cls(space, seed=seed, objectives=objectives, **cls._budget_options(n))  # type: ignore[call-arg]
 
     def _init_objectives(self, objectives: Sequence[ObjectiveLike] | ObjectiveLike) -> None:
         self.objectives = parse_objectives(objectives)
@@ -95,13 +110,3 @@ class MultiObjectiveRandomSearcher(MultiObjectiveMixin, RandomSearcher):
         super().__init__(space, num_samples, seed=seed, batch_size=batch_size, max_tries=max_tries)
         self._init_objectives(objectives)
 
-    @classmethod
-    def with_budget(
-        cls,
-        space: SearchSpace,
-        n: int,
-        *,
-        seed: int = 0,
-        objectives: Sequence[ObjectiveLike] | ObjectiveLike = ("fitness",),
-    ) -> MultiObjectiveRandomSearcher:
-        return cls(space, num_samples=n, seed=seed, objectives=objectives)

@@ -23,13 +23,13 @@ a run resumed from an evaluation store equals an uninterrupted one.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from oneshot.search.base import Searcher, SearchError
+from oneshot.search.base import BudgetSearcher, SearchError
+from oneshot.search.evolution import population_for_budget
 from oneshot.search.multiobjective import MultiObjectiveMixin
 from oneshot.search.objectives import Objective, ObjectiveLike, parse_objectives
 from oneshot.space import Architecture, SearchSpace
@@ -40,12 +40,14 @@ if TYPE_CHECKING:
 __all__ = ["NSGA2Searcher", "OptunaSearcher", "TPESearcher"]
 
 
-class OptunaSearcher(Searcher):
+class OptunaSearcher(BudgetSearcher):
     """Base of the optuna-backed searchers (see the module docstring).
 
     Subclasses implement :meth:`_make_sampler` and set ``self._objectives`` before calling
     :meth:`_start` at the end of their constructor.
     """
+
+    budget_arg = "num_trials"
 
     def __init__(
         self, space: SearchSpace, num_trials: int, *, seed: int, batch_size: int, max_tries: int
@@ -83,10 +85,6 @@ class OptunaSearcher(Searcher):
             layer.label: optuna.distributions.CategoricalDistribution(list(range(layer.num_choices)))
             for layer in self.space.layers
         }
-
-    @property
-    def max_evaluations(self) -> int:
-        return self.num_trials
 
     def _arch_of(self, trial: optuna.trial.Trial) -> Architecture:
         return self.space.validate([int(trial.params[label]) for label in self.space.labels])
@@ -162,11 +160,6 @@ class OptunaSearcher(Searcher):
         return fields
 
 
-def _population_for(n: int) -> int:
-    """The evolution searcher's rule: ``round(sqrt(2.5 n))`` clipped to 2..50 (50:20 as in SPOS)."""
-    return max(2, min(50, round(math.sqrt(2.5 * n))))
-
-
 class NSGA2Searcher(MultiObjectiveMixin, OptunaSearcher):
     """NSGA-II (Deb et al. 2002) through optuna's ``NSGAIISampler``; returns the Pareto set.
 
@@ -208,16 +201,9 @@ class NSGA2Searcher(MultiObjectiveMixin, OptunaSearcher):
         self._start()
 
     @classmethod
-    def with_budget(
-        cls,
-        space: SearchSpace,
-        n: int,
-        *,
-        seed: int = 0,
-        objectives: Sequence[ObjectiveLike] | ObjectiveLike = ("fitness",),
-    ) -> NSGA2Searcher:
+    def _budget_options(cls, n: int) -> dict[str, Any]:
         """``n`` trials, population ``round(sqrt(2.5 n))`` clipped to 2..50 (as evolution)."""
-        return cls(space, num_trials=n, population_size=_population_for(n), seed=seed, objectives=objectives)
+        return {"num_trials": n, "population_size": population_for_budget(n)}
 
     def _make_sampler(self) -> optuna.samplers.BaseSampler:
         import optuna
@@ -266,10 +252,6 @@ class TPESearcher(OptunaSearcher):
         self._objectives = parse_objectives(["fitness"])
         self._replace_repeats = True
         self._start()
-
-    @classmethod
-    def with_budget(cls, space: SearchSpace, n: int, *, seed: int = 0) -> TPESearcher:
-        return cls(space, num_trials=n, seed=seed)
 
     def _make_sampler(self) -> optuna.samplers.BaseSampler:
         import warnings

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from oneshot.sampling import FairSampler
-from oneshot.search.base import Searcher, SearchError
+from oneshot.search.base import BudgetSearcher, SearchError
 from oneshot.search.path_priority import ScoreTable, ranked_combinations
 from oneshot.space import Architecture, SearchSpace
 
@@ -71,7 +71,7 @@ def fit_additive(
     return AdditiveModel(mean, effects)
 
 
-class VerifiedPathPrioritySearcher(Searcher):
+class VerifiedPathPrioritySearcher(BudgetSearcher):
     """Fair-window exploration, then verification of the best combinations of an additive model.
 
     Args:
@@ -89,6 +89,7 @@ class VerifiedPathPrioritySearcher(Searcher):
     """
 
     name = "path-priority-verify"
+    budget_arg = "budget"
 
     def __init__(
         self,
@@ -128,14 +129,6 @@ class VerifiedPathPrioritySearcher(Searcher):
         self._evaluated: dict[Architecture, float] = {}
         self._num_explored = 0
         self._done = False
-
-    @classmethod
-    def with_budget(cls, space: SearchSpace, n: int, *, seed: int = 0) -> VerifiedPathPrioritySearcher:
-        return cls(space, budget=n, seed=seed)
-
-    @property
-    def max_evaluations(self) -> int:
-        return self.budget
 
     def _ask(self) -> list[Architecture]:
         while self._cycle < self.explore_cycles:

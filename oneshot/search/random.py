@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from oneshot.search.base import Searcher, SearchError
+from oneshot.search.base import BudgetSearcher, Searcher, SearchError
 from oneshot.space import Architecture, SearchSpace
 
 __all__ = ["RandomSearcher", "UniqueSampler"]
@@ -43,7 +43,7 @@ class UniqueSampler:
         return None
 
 
-class RandomSearcher(Searcher):
+class RandomSearcher(BudgetSearcher):
     """Evaluate ``num_samples`` distinct uniformly random architectures; return the best.
 
     Args:
@@ -58,6 +58,7 @@ class RandomSearcher(Searcher):
     """
 
     name = "random"
+    budget_arg = "num_samples"
 
     def __init__(
         self,
@@ -78,14 +79,6 @@ class RandomSearcher(Searcher):
         self._sampler = UniqueSampler(self, np.random.default_rng(self.seed), max_tries=max_tries)
         self._drawn = 0
         self._exhausted = False
-
-    @classmethod
-    def with_budget(cls, space: SearchSpace, n: int, *, seed: int = 0) -> RandomSearcher:
-        return cls(space, num_samples=n, seed=seed)
-
-    @property
-    def max_evaluations(self) -> int:
-        return self.num_samples
 
     def _ask(self) -> list[Architecture]:
         batch: list[Architecture] = []

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from oneshot.sampling import FairSampler
-from oneshot.search.base import Searcher, SearchError
+from oneshot.search.base import BudgetSearcher, SearchError
 from oneshot.space import Architecture, SearchSpace
 
 __all__ = ["MatchKernelGP", "SurrogateSearcher"]
@@ -162,7 +162,7 @@ class MatchKernelGP:
         return self.y_std * float(np.sqrt(self.s2 * self.params[2]))
 
 
-class SurrogateSearcher(Searcher):
+class SurrogateSearcher(BudgetSearcher):
     """Fair-window design, then GP-UCB batches with a pairwise-interaction kernel; best posterior.
 
     Args:
@@ -184,6 +184,7 @@ class SurrogateSearcher(Searcher):
     """
 
     name = "surrogate"
+    budget_arg = "budget"
 
     def __init__(
         self,
@@ -233,14 +234,6 @@ class SurrogateSearcher(Searcher):
         self._designing = True
         self._done = False
         self._gp: MatchKernelGP | None = None
-
-    @classmethod
-    def with_budget(cls, space: SearchSpace, n: int, *, seed: int = 0) -> SurrogateSearcher:
-        return cls(space, budget=n, seed=seed)
-
-    @property
-    def max_evaluations(self) -> int:
-        return self.budget
 
     # ----------------------------------------------------------------- ask / tell
     def _ask(self) -> list[Architecture]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, get_args
@@ -253,6 +253,10 @@ def _paint_shape(
     region[mask] = fill[mask]
 
 
+#: Paints a thing: ``(image, box, mask, category, rng)``.
+_Painter = Callable[[np.ndarray, tuple[int, int, int, int], np.ndarray, int, np.random.Generator], None]
+
+
 # -- one image -------------------------------------------------------------------------------
 
 
@@ -301,15 +305,43 @@ def synthetic_sample(size: int, rng: np.random.Generator, variant: str = "standa
         elif cat == 13:
             field = field - 0.6 * yy
         fields.append(field)
+    image = _paint_stuff(labels, stuff, fields, _stuff_texture, rng)
+
+    _void_blob(image, labels, rng, size)
+    _crowd(image, labels, rng, size, _paint_shape)
+
+    _place_things(image, labels, rng, size)
+
+    noise = rng.standard_normal(image.shape, dtype=np.float32)
+    noise *= 4.0
+    image += noise
+    np.clip(image, 0, 255, out=image)
+    seg_map, segments = _segments_info(labels, rng)
+    return SyntheticSample(image.astype(np.uint8), PanopticSegmentation(seg_map, segments))
+
+
+def _paint_stuff(
+    labels: _Labels,
+    stuff: list[int],
+    fields: list[np.ndarray],
+    texture: Callable[[int, np.random.Generator, int], np.ndarray],
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """A new float image split among the ``stuff`` classes: each pixel goes to the class whose
+    ``field`` is highest there, labelled and filled with that class's ``texture``."""
+    size = labels.map.shape[0]
     region = np.argmax(np.stack(fields), axis=0)
     image = np.empty((size, size, 3), dtype=np.float32)
     for k, cat in enumerate(stuff):
         where = region == k
         if where.any():
             labels.map[where] = labels.new(cat)
-            np.copyto(image, _stuff_texture(cat, rng, size), where=where[..., None])
+            np.copyto(image, texture(cat, rng, size), where=where[..., None])
+    return image
 
-    # VOID: an irregular clutter blob (unlabelled pixels).
+
+def _void_blob(image: np.ndarray, labels: _Labels, rng: np.random.Generator, size: int) -> None:
+    """VOID, in about 30 % of the images: an irregular clutter blob of unlabelled grey pixels."""
     if rng.random() < 0.3:
         r = size * rng.uniform(0.07, 0.14)
         cy, cx = rng.uniform(r, size - r, 2)
@@ -320,7 +352,10 @@ def synthetic_sample(size: int, rng: np.random.Generator, variant: str = "standa
         labels.map[blob] = 0
         image[blob] = rng.normal(128, 40, (int(blob.sum()), 3)).astype(np.float32)
 
-    # Crowd: a packed cluster of small objects of one class, labelled as a single crowd segment.
+
+def _crowd(image: np.ndarray, labels: _Labels, rng: np.random.Generator, size: int, paint: _Painter) -> None:
+    """In about 15 % of the images, a packed cluster of small things of one class (disc,
+    rectangle or triangle) labelled as a single crowd segment; each drawn by ``paint``."""
     if rng.random() < 0.15:
         cat = int(rng.choice(_THING_IDS))
         spread = size * 0.1
@@ -332,18 +367,9 @@ def synthetic_sample(size: int, rng: np.random.Generator, variant: str = "standa
                 size * rng.uniform(0.025, 0.04), rng.uniform(0, 2 * math.pi), rng.uniform(0.85, 1.15),
             )  # fmt: skip
             box, mask = shape.raster(size)
-            _paint_shape(image, box, mask, cat, rng)
+            paint(image, box, mask, cat, rng)
             crowd[box[0] : box[2], box[1] : box[3]] |= mask
         labels.map[crowd] = labels.new(cat, iscrowd=1)
-
-    _place_things(image, labels, rng, size)
-
-    noise = rng.standard_normal(image.shape, dtype=np.float32)
-    noise *= 4.0
-    image += noise
-    np.clip(image, 0, 255, out=image)
-    seg_map, segments = _segments_info(labels, rng)
-    return SyntheticSample(image.astype(np.uint8), PanopticSegmentation(seg_map, segments))
 
 
 def _place_things(image: np.ndarray, labels: _Labels, rng: np.random.Generator, size: int) -> None:

@@ -99,13 +99,7 @@ def bench_sample(size: int, rng: np.random.Generator) -> _std.SyntheticSample:
     labels = _std._Labels(size)
     stuff = [int(c) for c in rng.choice(_STUFF_IDS, size=int(rng.integers(2, 4)), replace=False)]
     fields = [_std._smooth_noise(rng, size, 2) + 0.3 * _std._smooth_noise(rng, size, 8) for _ in stuff]
-    region = np.argmax(np.stack(fields), axis=0)
-    image = np.empty((size, size, 3), dtype=np.float32)
-    for k, cat in enumerate(stuff):
-        where = region == k
-        if where.any():
-            labels.map[where] = labels.new(cat)
-            np.copyto(image, stuff_texture(cat, rng, size), where=where[..., None])
+    image = _std._paint_stuff(labels, stuff, fields, stuff_texture, rng)
 
     # Distractors: grey shapes that belong to the stuff they lie on.
     for _ in range(int(rng.integers(0, 3))):
@@ -118,28 +112,8 @@ def bench_sample(size: int, rng: np.random.Generator) -> _std.SyntheticSample:
         grey = np.float32(rng.uniform(70, 190))
         image[y0:y1, x0:x1][mask] = grey
 
-    if rng.random() < 0.3:  # VOID clutter blob
-        r = size * rng.uniform(0.07, 0.14)
-        cy, cx = rng.uniform(r, size - r, 2)
-        dist = np.hypot(np.arange(size)[:, None] + 0.5 - cy, np.arange(size)[None, :] + 0.5 - cx) / r
-        blob = dist + 0.35 * _std._smooth_noise(rng, size, 12) < 1.0
-        labels.map[blob] = 0
-        image[blob] = rng.normal(128, 40, (int(blob.sum()), 3)).astype(np.float32)
-
-    if rng.random() < 0.15:  # crowd: a packed cluster of small objects, one iscrowd segment
-        cat = int(rng.choice((1, 2, 3)))
-        spread = size * 0.1
-        ccy, ccx = rng.uniform(spread + size * 0.05, size - spread - size * 0.05, 2)
-        crowd = np.zeros((size, size), dtype=bool)
-        for _ in range(int(rng.integers(7, 13))):
-            shape = _std._Shape(
-                cat, ccy + rng.uniform(-spread, spread), ccx + rng.uniform(-spread, spread),
-                size * rng.uniform(0.025, 0.04), rng.uniform(0, 2 * math.pi), rng.uniform(0.85, 1.15),
-            )  # fmt: skip
-            box, mask = shape.raster(size)
-            _paint(image, box, mask, cat, rng)
-            crowd[box[0] : box[2], box[1] : box[3]] |= mask
-        labels.map[crowd] = labels.new(cat, iscrowd=1)
+    _std._void_blob(image, labels, rng, size)
+    _std._crowd(image, labels, rng, size, _paint)
 
     _place_things(image, labels, rng, size)
     image += 5.0 * rng.standard_normal(image.shape, dtype=np.float32)

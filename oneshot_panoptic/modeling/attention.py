@@ -58,12 +58,19 @@ def upsampled_mean(features: Sequence[Tensor]) -> Tensor:
     return torch.cat(pooled, dim=1)
 
 
-def _attention_layer(*, in_features: int, out_channels: int, label: str) -> ChoiceLayer:
-    candidates = {
-        name: ChannelAttention(in_features=in_features, out_channels=out_channels, reduction=r)
-        for name, r in zip(INTER_CHOICES, REDUCTION_RATIOS, strict=True)
-    }
-    return ChoiceLayer(candidates, label=label, component="inter")
+def _attention_layers(count: int, *, in_features: int, out_channels: int, first_label: int) -> nn.ModuleList:
+    """``count`` searchable attention layers labelled ``inter.{first_label}``, ``inter.{first_label + 1}``, ..."""
+    return nn.ModuleList(
+        ChoiceLayer(
+            {
+                name: ChannelAttention(in_features=in_features, out_channels=out_channels, reduction=r)
+                for name, r in zip(INTER_CHOICES, REDUCTION_RATIOS, strict=True)
+            },
+            label=f"inter.{first_label + i}",
+            component="inter",
+        )
+        for i in range(count)
+    )
 
 
 class InterModularAttention(nn.Module):
@@ -87,21 +94,17 @@ class InterModularAttention(nn.Module):
         super().__init__()
         self.num_fpn_levels = num_fpn_levels
         self.num_semantic_levels = num_semantic_levels
-        self.fg_to_bg = nn.ModuleList(
-            _attention_layer(
-                in_features=num_fpn_levels * fpn_channels,
-                out_channels=semantic_channels,
-                label=f"inter.{first_label + i}",
-            )
-            for i in range(num_semantic_levels)
+        self.fg_to_bg = _attention_layers(
+            num_semantic_levels,
+            in_features=num_fpn_levels * fpn_channels,
+            out_channels=semantic_channels,
+            first_label=first_label,
         )
-        self.bg_to_fg = nn.ModuleList(
-            _attention_layer(
-                in_features=num_semantic_levels * semantic_channels,
-                out_channels=fpn_channels,
-                label=f"inter.{first_label + num_semantic_levels + i}",
-            )
-            for i in range(num_fpn_levels)
+        self.bg_to_fg = _attention_layers(
+            num_fpn_levels,
+            in_features=num_semantic_levels * semantic_channels,
+            out_channels=fpn_channels,
+            first_label=first_label + num_semantic_levels,
         )
 
     def forward(self, fpn: Sequence[Tensor], semantic: Sequence[Tensor]) -> tuple[list[Tensor], list[Tensor]]:

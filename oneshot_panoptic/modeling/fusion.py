@@ -125,29 +125,17 @@ def panoptic_fusion(
     # One transfer to the host to build segments_info.
     kept_cpu, stuff_kept_cpu = kept.cpu().tolist(), stuff_kept.cpu().tolist()
     labels_cpu, scores_cpu, areas_cpu = labels.cpu().tolist(), scores.cpu().tolist(), areas.cpu().tolist()
+    things = [
+        (metadata.thing_label_to_category(int(label)), float(score))
+        for ok, label, score in zip(kept_cpu, labels_cpu, scores_cpu, strict=True)
+        if ok
+    ]
+    stuff = [(metadata.semantic_class_to_category(c), None) for c, ok in enumerate(stuff_kept_cpu) if ok]
     segments: list[SegmentInfo] = []
-    for k, ok in enumerate(kept_cpu):
-        if ok:
-            sid = len(segments) + 1
-            segments.append(
-                SegmentInfo(
-                    id=sid,
-                    category_id=metadata.thing_label_to_category(int(labels_cpu[k])),
-                    iscrowd=0,
-                    area=int(areas_cpu[sid]),
-                    score=float(scores_cpu[k]),
-                )
-            )
-    for cls_index, ok in enumerate(stuff_kept_cpu):
-        if ok:
-            sid = len(segments) + 1
-            segments.append(
-                SegmentInfo(
-                    id=sid,
-                    category_id=metadata.semantic_class_to_category(cls_index),
-                    iscrowd=0,
-                    area=int(areas_cpu[sid]),
-                )
-            )
+    for sid, (category, score) in enumerate(things + stuff, start=1):
+        info = SegmentInfo(id=sid, category_id=category, iscrowd=0, area=int(areas_cpu[sid]))
+        if score is not None:
+            info["score"] = score
+        segments.append(info)
     return PanopticSegmentation(seg_map=seg, segments=segments)
 

@@ -40,14 +40,8 @@ __all__ = [
 ]
 
 BACKBONE_CHOICES: tuple[str, ...] = ("shuffle3x3", "shuffle5x5", "shuffle7x7", "xception3x3")
-HEAD_CHOICES: tuple[str, ...] = (
-    "dwconv3x3",
-    "dwconv5x5",
-    "dfconv3x3",
-    "dfconv5x5",
-    "atconv3x3",
-    "atconv5x5",
-)
+# Head candidates: {depthwise, deformable, atrous} convolution x kernel {3, 5} (paper Table 1).
+HEAD_CHOICES: tuple[str, ...] = tuple(f"{op}{k}x{k}" for op in ("dwconv", "dfconv", "atconv") for k in (3, 5))
 REDUCTION_RATIOS: tuple[int, ...] = (4, 8, 16)
 INTER_CHOICES: tuple[str, ...] = tuple(f"r{r}" for r in REDUCTION_RATIOS)
 
@@ -245,14 +239,8 @@ def head_op(name: str, *, in_channels: int, out_channels: int) -> nn.Sequential:
     """
     if name not in HEAD_CHOICES:
         raise ValueError(f"unknown head op {name!r}; choose from {list(HEAD_CHOICES)}")
-    kernel_size = int(name[-1])
-    conv: nn.Module
-    if name.startswith("dwconv"):
-        conv = DWConv(in_channels=in_channels, out_channels=out_channels, kernel_size=kernel_size)
-    elif name.startswith("dfconv"):
-        conv = DFConv(in_channels=in_channels, out_channels=out_channels, kernel_size=kernel_size)
-    else:
-        conv = ATConv(in_channels=in_channels, out_channels=out_channels, kernel_size=kernel_size)
+    op = {"dwconv": DWConv, "dfconv": DFConv, "atconv": ATConv}[name[: -len("3x3")]]
+    conv = op(in_channels=in_channels, out_channels=out_channels, kernel_size=int(name[-1]))
     return nn.Sequential(
         conv, nn.GroupNorm(group_norm_groups(out_channels), out_channels), nn.ReLU(inplace=True)
     )

@@ -22,15 +22,10 @@ from oneshot_panoptic import (
 from oneshot_panoptic.evaluation.evaluator import pq_metrics
 from oneshot_panoptic.structures import PanopticMetadata, PanopticSegmentation
 from tests.oneshot.test_export import run_without_oneshot
+from tests.oneshot_panoptic.micro import MICRO_RUN
 
 MICRO = [
-    "data.synthetic.num_images=40",
-    "data.synthetic.size=64",
-    "data.short_sizes=[64]",
-    "data.test_size=64",
-    "data.max_size=64",
-    "eval.bn_batches=1",
-    "eval.bn_batch_size=2",
+    *MICRO_RUN,
     "eval.batch_size=1",  # as `predict` (one image at a time): the same arithmetic in both paths
     "eval.instance_score_threshold=0.2",  # untrained: let some instances through the fusion
 ]

@@ -12,19 +12,14 @@ import torch
 from oneshot import ConfigError
 from oneshot.config import load_config
 from oneshot_panoptic.config import PRESETS, PanopticConfig
+from tests.oneshot_panoptic.micro import MICRO_RUN
 
 MICRO = [
-    "data.synthetic.num_images=40",
-    "data.synthetic.size=64",
-    "data.short_sizes=[64]",
-    "data.test_size=64",
-    "data.max_size=64",
+    *MICRO_RUN,
     "train.iterations=4",
     "train.checkpoint_every=2",
     "train.batch_size=1",
     "eval.max_images=4",
-    "eval.bn_batches=1",
-    "eval.bn_batch_size=2",
     "search.options.path-priority.cycles=1",
     "search.random_baselines=2",
 ]
