@@ -67,7 +67,7 @@ def worker(args: argparse.Namespace) -> None:
     preset = task_cls.presets()[args.preset or task_cls.default_preset()]
     config = load_config(task_cls.config_class, preset=preset, overrides=args.set)
     device = local_device(args.device)
-    task = task_cls(config, run_dir=args.run_dir, device=device, progress=False)
+    task = task_cls(config, device=device, progress=False)
     if is_main():
         task.prepare_data()
     barrier()

@@ -335,7 +335,7 @@ def _bn_study(
         config = pipeline.config.model_copy(deep=True)
         config.eval.bn_batches = k  # validated on assignment
         with ledger.measure() as cost:
-            task = pipeline.task_cls(config, run_dir=pipeline.run_dir, device=pipeline.device, progress=False)
+            task = pipeline.task_cls(config, device=pipeline.device, progress=False)
             task.prepare_data()
             metrics = task.evaluate(model, [a for _, a in todo], split="search")
         for (_, a), m in zip(todo, metrics, strict=True):

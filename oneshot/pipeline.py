@@ -120,7 +120,7 @@ class Pipeline:
         self.device = local_device(device)  # "cuda" is cuda:LOCAL_RANK under torchrun
         if config.threads is not None:
             torch.set_num_threads(config.threads)
-        self.task = task_cls(config, run_dir=self.run_dir, device=self.device, progress=self.progress)
+        self.task = task_cls(config, device=self.device, progress=self.progress)
         self._data_ready = False
         self._evaluated = 0  # evaluations computed by this process (for fault_point)
         self._supernet_steps: int | None = None

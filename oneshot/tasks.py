@@ -37,7 +37,8 @@ class Task(ABC):
     """Base class of a task plug-in.
 
     Subclasses set ``name`` and ``config_class`` and implement the abstract methods. The pipeline
-    creates one instance per run: ``Task(config, run_dir=..., device=..., progress=...)``.
+    creates one instance per run: ``Task(config, device=..., progress=...)``. (``run_dir`` is
+    still accepted for tasks written against earlier versions; no task needs it.)
     """
 
     name: ClassVar[str]
@@ -53,12 +54,12 @@ class Task(ABC):
         self,
         config: RunConfig,
         *,
-        run_dir: str | Path,
         device: str | torch.device = "cpu",
         progress: bool = True,
+        run_dir: str | Path | None = None,
     ) -> None:
         self.config = config
-        self.run_dir = Path(run_dir)
+        self.run_dir = Path(run_dir) if run_dir is not None else None
         self.device = torch.device(device)
         self.progress = progress
 
@@ -137,13 +138,12 @@ class Task(ABC):
         """The frozen network of ``arch`` (an :class:`Architecture` or its JSON) with fresh weights,
         from a :meth:`model_spec`; on the CPU, eval mode. Default: the task rebuilt from the saved
         config builds its supernet, which is frozen."""
-        import tempfile
 
         from oneshot.space import SearchSpace
         from oneshot.supernet import freeze
 
         config = cls.config_class.model_validate(spec["config"])
-        task = cls(config, run_dir=tempfile.gettempdir(), device="cpu", progress=False)
+        task = cls(config, device="cpu", progress=False)
         supernet = task.build_supernet()
         if not isinstance(arch, Architecture):
             arch = Architecture.from_json(SearchSpace.from_module(supernet), dict(arch))

@@ -113,7 +113,7 @@ def test_example_input_is_one_image_at_the_evaluation_size(tmp_path):
     from oneshot_panoptic.task import PanopticTask
 
     config = load_config(PanopticConfig, preset=PRESETS["tiny"], overrides=["data.test_size=48"])
-    (image,) = PanopticTask(config, run_dir=tmp_path, device="cpu").example_input()
+    (image,) = PanopticTask(config, device="cpu").example_input()
     assert image.shape == (3, 48, 48) and image.dtype == torch.float32 and image.device.type == "cpu"
 
 
@@ -143,7 +143,7 @@ def test_bench_preset_generates_the_bench_variant(tmp_path):
     config = load_config(PanopticConfig, preset=PRESETS["bench"], overrides=[
         f"data.cache_dir={tmp_path}", "data.synthetic.num_images=12", "data.synthetic.size=48",
     ])
-    task = PanopticTask(config, run_dir=tmp_path / "run")
+    task = PanopticTask(config)
     paths = task._split_paths()
     assert "bench" in paths["train"].image_dir
     names = {c["name"] for c in json.loads(Path(paths["train"].panoptic_json).read_text())["categories"]}
