@@ -161,6 +161,8 @@ class Architecture:
             text = path.read_text()
         except OSError as exc:
             raise ArchitectureError(f"cannot read architecture file {path}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ArchitectureError(f"architecture file {path} is not UTF-8 text (byte {exc.start})") from None
         try:
             obj = json.loads(text)
         except json.JSONDecodeError as exc:
