@@ -203,6 +203,8 @@ class Pipeline:
             self.build_searcher(self._space)
             if self.path("store").exists() and self.path("supernet").exists():
                 self._store_file(self._space)  # header and provenance, before the data is read
+            elif self.path("store").exists():  # no supernet yet: its config, before training one
+                check_provenance(str(self.path("store")), self._store_header().get("provenance"), self.identity)
             self._checked.add("search")
         self.prepare_data()
 
@@ -366,6 +368,20 @@ class Pipeline:
         if steps is None and self.path("supernet").exists():
             steps = peek_checkpoint(self.path("supernet")).get("steps")
         return {**self.identity, "supernet_steps": steps}
+
+    def _store_header(self) -> dict[str, Any]:
+        from oneshot.search.store import EvaluationStore
+
+        with open(self.path("store"), "rb") as fh:
+            first = fh.readline()
+        try:
+            header = json.loads(first)
+        except ValueError:
+            header = None
+        if not isinstance(header, dict) or header.get("type") != "header":
+            EvaluationStore(self.path("store"), space=self._space)  # raises the repair advice
+            return {}
+        return header
 
     def _store_file(self, space: SearchSpace) -> None:
         """Create the store's header with its provenance, or check an existing one (once)."""
