@@ -9,6 +9,7 @@ job (a collective: every process waits and raises if the write failed).
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import hashlib
 import json
@@ -162,6 +163,13 @@ def _check_identity(
 
 #: Run directories whose lock this process holds: path -> open file (the lock lives as long as it).
 _HELD_LOCKS: dict[str, Any] = {}
+
+
+@atexit.register
+def _release_locks() -> None:
+    for fh in _HELD_LOCKS.values():
+        fh.close()
+    _HELD_LOCKS.clear()
 
 
 class RunDir:
