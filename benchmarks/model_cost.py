@@ -27,13 +27,13 @@ from torch import Tensor
 from torch.utils.flop_counter import FlopCounterMode
 
 from oneshot import FlopsParams, SearchSpace, count_flops_params
-from oneshot_panoptic.model import (
+from oneshot_panoptic.modeling import (
     MODEL_PRESETS,
     AutoPanoptic,
     build_autopanoptic,
     published_architecture,
 )
-from oneshot_panoptic.ops import BACKBONE_CHOICES
+from oneshot_panoptic.modeling.ops import BACKBONE_CHOICES
 
 DETNAS_PUBLISHED_MACS = {"300M": 0.30e9, "1.3G": 1.3e9, "3.8G": 3.8e9}
 COCO_THINGS, COCO_STUFF = 80, 53
@@ -44,7 +44,7 @@ def cost_forward(model: AutoPanoptic, images: Tensor) -> None:
     """Deterministic inference cost: dense parts plus the RoI heads on fixed RoI counts."""
     features, semantic = model.forward_features(images)
     model.rpn.head(list(features.values()))
-    channels = model.preset.fpn_channels
+    channels = model.fpn.inner_blocks[0][0].out_channels
     model.roi_heads.box_predictor(model.roi_heads.box_head(images.new_empty(NUM_BOX_ROIS, channels, 7, 7)))
     model.roi_heads.mask_predictor(model.roi_heads.mask_head(images.new_empty(NUM_MASK_ROIS, channels, 14, 14)))
     model.semantic_head.predict(semantic)
@@ -76,7 +76,7 @@ def backbone_table(presets: Sequence[str]) -> list[str]:
         with torch.device("meta"):
             model = build_autopanoptic(preset, num_things=COCO_THINGS, num_stuff=COCO_STUFF)
         space = SearchSpace.from_module(model)
-        num_backbone = model.preset.backbone.num_layers
+        num_backbone = MODEL_PRESETS[preset].backbone.num_layers
         image = torch.empty(1, 3, 224, 224, device="meta")
         head = classifier_macs(model.backbone.out_channels[-1])
         for name, arch in _architectures(space, num_backbone).items():
@@ -109,7 +109,7 @@ def model_table(presets: Sequence[str], size: int = 800) -> list[str]:
         space = SearchSpace.from_module(model)
         total = sum(p.numel() for p in model.parameters())
         image = torch.empty(1, 3, size, size, device="meta")
-        archs = _architectures(space, model.preset.backbone.num_layers)
+        archs = _architectures(space, MODEL_PRESETS[preset].backbone.num_layers)
         for name, arch in archs.items():
             if name.startswith("all ") and name not in ("all shuffle3x3", "all xception3x3"):
                 continue

@@ -40,13 +40,14 @@ import torchvision
 from torch import Tensor, nn
 
 from oneshot import SearchSpace, activate, freeze
-from oneshot_panoptic.model import (
+from oneshot_panoptic.modeling import (
+    MODEL_PRESETS,
     AutoPanoptic,
-    NoResizeTransform,
     build_autopanoptic,
     param_groups,
     published_architecture,
 )
+from oneshot_panoptic.modeling.model import NoResizeTransform
 
 COCO_THINGS, COCO_STUFF = 80, 53
 
@@ -217,7 +218,7 @@ def build_compared(name: str, device: torch.device) -> nn.Module:
         model.transform = NoResizeTransform(image_mean=t.image_mean, image_std=t.image_std, size_divisible=32)
         return model.to(device)
     supernet: AutoPanoptic = build_autopanoptic(name, num_things=COCO_THINGS, num_stuff=COCO_STUFF)
-    if supernet.preset.backbone.num_layers == 40:
+    if MODEL_PRESETS[name].backbone.num_layers == 40:
         arch = published_architecture("coco", supernet)
     else:  # no published architecture for this depth: a fixed sample
         arch = SearchSpace.from_module(supernet).sample(0)

@@ -4,12 +4,13 @@ Writes ``--images`` synthetic ground-truth / prediction pairs (COCO-panoptic PNG
 ``--width`` x ``--height`` into a temporary folder, then times, on one process:
 
 1. panopticapi ``pq_compute`` (forced to one worker process) on the files;
-2. ``oneshot evaluate``'s path (:func:`evaluate_panoptic_files`, one process) on the same files;
+2. ``oneshot panoptic evaluate``'s path (:func:`evaluate_panoptic_files`, one process) on the same files;
 3. panopticapi's per-image computation with decoding excluded (PNG decoding and ``rgb2id``
    replaced by a lookup of the already decoded id maps) vs the in-memory evaluator
    (:class:`PanopticQuality` with ground truth prepared once, predictions as id maps in memory);
 4. the torch path (predictions as tensors on the CPU, and on the GPU when there is one).
 
+Each pair of contenders runs in turn within every repeat, so both see the same machine load.
 All results must be equal (checked, the run fails otherwise). Prints a markdown table.
 
 Usage: ``python benchmarks/pq_speed.py [--images 200] [--width 640] [--height 480] [--repeats 3]``
@@ -22,6 +23,7 @@ import argparse
 import contextlib
 import io
 import json
+import os
 import platform
 import tempfile
 import time
@@ -33,7 +35,11 @@ import numpy as np
 import torch
 
 from oneshot_panoptic.data import read_panoptic_png, write_panoptic_png
-from oneshot_panoptic.pq import PanopticQuality, evaluate_panoptic_files, prepare_ground_truth
+from oneshot_panoptic.evaluation import (
+    PanopticQuality,
+    evaluate_panoptic_files,
+    prepare_ground_truth,
+)
 from oneshot_panoptic.structures import PanopticSegmentation
 
 THINGS = list(range(1, 81))
@@ -119,6 +125,23 @@ def write_dataset(root: Path, n: int, h: int, w: int, seed: int) -> dict[str, Pa
     return paths
 
 
+def environment() -> str:
+    """CPU model, core count and library versions, printed next to the timings."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    libs = []
+    for name in ("numpy", "torch", "pillow", "panopticapi-lite"):
+        with contextlib.suppress(PackageNotFoundError):
+            libs.append(f"{name} {version(name)}")
+    return f"{cpu}, {os.cpu_count()} logical CPUs; Python {platform.python_version()}; " + ", ".join(libs)
+
+
 def best_of(repeats: int, fn: Callable[[], Any]) -> tuple[float, Any]:
     best, result = float("inf"), None
     for _ in range(repeats):
@@ -126,6 +149,19 @@ def best_of(repeats: int, fn: Callable[[], Any]) -> tuple[float, Any]:
         result = fn()
         best = min(best, time.perf_counter() - start)
     return best, result
+
+
+def best_of_each(repeats: int, *fns: Callable[[], Any]) -> list[tuple[float, Any]]:
+    """Best time and result of each function, the functions run in turn in every repeat (so a
+    change of machine load hits all of them alike)."""
+    best = [float("inf")] * len(fns)
+    results: list[Any] = [None] * len(fns)
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            results[i] = fn()
+            best[i] = min(best[i], time.perf_counter() - start)
+    return list(zip(best, results, strict=True))
 
 
 def _averages(stat: Any, categories: dict[int, dict]) -> dict[str, Any]:
@@ -160,51 +196,37 @@ def main() -> None:
         categories = {c["id"]: c for c in gt_json["categories"]}
         pairs = list(zip(gt_json["annotations"], pred_json["annotations"], strict=True))
 
-        # 1. panopticapi pq_compute, one worker process
-        original_cpu_count = pe.multiprocessing.cpu_count
-        pe.multiprocessing.cpu_count = lambda: 1
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):
-                t_pq_compute, ref_files = best_of(
-                    args.repeats,
-                    lambda: pe.pq_compute(
+        # 1-2. panopticapi pq_compute (one worker process) and oneshot panoptic evaluate's file
+        # path (one process), interleaved so that both see the same machine load
+        def api_files() -> dict[str, Any]:
+            original_cpu_count = pe.multiprocessing.cpu_count
+            pe.multiprocessing.cpu_count = lambda: 1
+            try:
+                with contextlib.redirect_stdout(io.StringIO()):
+                    return pe.pq_compute(
                         str(paths["gt_json"]),
                         str(paths["pred_json"]),
                         str(paths["gt_folder"]),
                         str(paths["pred_folder"]),
-                    ),
-                )
-        finally:
-            pe.multiprocessing.cpu_count = original_cpu_count
+                    )
+            finally:
+                pe.multiprocessing.cpu_count = original_cpu_count
 
-        # 2. oneshot evaluate's file path, one process
-        t_files, ours_files = best_of(
+        (t_pq_compute, ref_files), (t_files, ours_files) = best_of_each(
             args.repeats,
+            api_files,
             lambda: evaluate_panoptic_files(
                 paths["gt_json"], paths["gt_folder"], paths["pred_json"], paths["pred_folder"]
             ),
         )
 
-        # 3. decoding excluded: panopticapi's per-image computation on decoded id maps
+        # 3. decoding excluded: panopticapi's per-image computation on decoded id maps vs the
+        # in-memory evaluator on the same maps (ground truth prepared once), interleaved
         decoded = {
             str(p): read_panoptic_png(p)
             for folder in ("gt_folder", "pred_folder")
             for p in paths[folder].glob("*.png")
         }
-        original_open, original_rgb2id = pe.Image.open, pe.rgb2id
-        pe.Image.open, pe.rgb2id = (lambda path: decoded[str(path)]), (lambda ids: ids)
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):
-                t_api_core, stat = best_of(
-                    args.repeats,
-                    lambda: pe.pq_compute_single_core(
-                        0, pairs, str(paths["gt_folder"]), str(paths["pred_folder"]), categories
-                    ),
-                )
-        finally:
-            pe.Image.open, pe.rgb2id = original_open, original_rgb2id
-        ref_core = _averages(stat, categories)
-
         t_prepare, prepared = best_of(
             1,
             lambda: [
@@ -238,7 +260,20 @@ def main() -> None:
                 torch.cuda.synchronize()
             return evaluator.evaluate()
 
-        t_memory, ours_memory = best_of(args.repeats, lambda: in_memory(preds))
+        original_open, original_rgb2id = pe.Image.open, pe.rgb2id
+        pe.Image.open, pe.rgb2id = (lambda path: decoded[str(path)]), (lambda ids: ids)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                (t_api_core, stat), (t_memory, ours_memory) = best_of_each(
+                    args.repeats,
+                    lambda: pe.pq_compute_single_core(
+                        0, pairs, str(paths["gt_folder"]), str(paths["pred_folder"]), categories
+                    ),
+                    lambda: in_memory(preds),
+                )
+        finally:
+            pe.Image.open, pe.rgb2id = original_open, original_rgb2id
+        ref_core = _averages(stat, categories)
 
         # 4. torch path: counting with torch on the tensors' device
         torch_rows = []
@@ -269,8 +304,9 @@ def main() -> None:
     n = args.images
     r = ref_core["All"]
     print(
-        f"{n} images of {args.width}x{args.height}; {platform.processor() or platform.machine()}; torch threads 1"
+        f"{n} images of {args.width}x{args.height}; torch threads 1; load average {os.getloadavg()[0]:.1f} at the end"
     )
+    print(environment())
     print(
         f"identical results everywhere: PQ {100 * r['pq']:.3f} SQ {100 * r['sq']:.3f} RQ {100 * r['rq']:.3f} n {r['n']}"
     )
@@ -279,7 +315,7 @@ def main() -> None:
     print("|---|---:|---:|---:|")
     rows = [
         ("panopticapi `pq_compute`, 1 process, files", t_pq_compute, None),
-        ("`oneshot evaluate` path, 1 process, files", t_files, t_pq_compute / t_files),
+        ("`oneshot panoptic evaluate` path, 1 process, files", t_files, t_pq_compute / t_files),
         ("panopticapi per-image computation, decoding excluded", t_api_core, None),
         ("in-memory evaluator, prepared ground truth, numpy", t_memory, t_api_core / t_memory),
     ]

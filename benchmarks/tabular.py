@@ -9,7 +9,6 @@ The file is never bundled: pass its path.
 from __future__ import annotations
 
 import bisect
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from oneshot.errors import DatasetError
+from oneshot.files import read_json
 from oneshot.space import Architecture, SearchSpace
 
 __all__ = ["NASBenchMacro", "TabularFitness", "load_nas_bench_macro"]
@@ -89,14 +89,7 @@ class NASBenchMacro:
         path = Path(path)
         if path.is_dir():
             path = path / "nas-bench-macro_cifar10.json"
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise DatasetError(f"cannot read NAS-Bench-Macro table {path}: {exc.strerror or exc}") from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise DatasetError(f"NAS-Bench-Macro table {path} is not valid JSON: {exc.msg} (line {exc.lineno})") from None
+        data = read_json(path, what="NAS-Bench-Macro table", error=DatasetError)
         if not isinstance(data, Mapping):
             raise DatasetError(f"NAS-Bench-Macro table {path} must be a JSON object keyed by architecture")
         return cls(data, source=str(path))

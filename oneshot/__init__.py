@@ -4,7 +4,7 @@ The task-agnostic core: search spaces, samplers, supernet utilities, searchers, 
 ``oneshot`` command line. Task plug-ins (such as ``oneshot_panoptic``) register through entry points.
 """
 
-from oneshot import distributed, search
+from oneshot import distributed, metrics, search, viz  # viz imports matplotlib only when plotting
 from oneshot.errors import (
     ArchitectureError,
     CheckpointError,
@@ -53,7 +53,9 @@ __all__ = [
     "freeze",
     "inference_on_batches",
     "kendall_tau_b",
+    "metrics",
     "recalibrate_bn",
     "search",
     "spearman_rho",
+    "viz",
 ]

@@ -62,6 +62,9 @@ class _OneshotGroup(click.Group):
         except FileNotFoundError as exc:
             _log_to_run(logging.ERROR, f"file not found: {exc.filename or exc}")
             raise click.ClickException(f"file not found: {exc.filename or exc}") from None
+        except PermissionError as exc:
+            _log_to_run(logging.ERROR, f"permission denied: {exc.filename or exc}")
+            raise click.ClickException(f"permission denied: {exc.filename or exc}") from None
         except KeyboardInterrupt:
             # click would turn it into "Aborted!" and exit 1; scripts must tell it from an error
             _log_to_run(logging.WARNING, INTERRUPTED)
@@ -142,7 +145,10 @@ def cli() -> None:
 def _run_options(func: Any) -> Any:
     """Options shared by every command that works on a run directory."""
     options = [
-        click.option("--task", "task", default=None, help="task name or module:Class (see `oneshot tasks`); default: the only installed task"),
+        click.option(
+            "--task", "task", default=None, envvar="ONESHOT_TASK", show_envvar=True,
+            help="task name or module:Class (see `oneshot tasks`); default: $ONESHOT_TASK, else the run's task, else the only installed task",
+        ),
         click.option("--preset", default=None, help="named preset of the task (default: the task's first)"),
         click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="YAML config file"),
         click.option("--out", "out", type=click.Path(file_okay=False), default=None, help="run directory [default: runs/TASK-PRESET]"),
@@ -230,7 +236,7 @@ def tasks_command() -> None:
 @_run_options
 @_validates_data
 @click.option("--searcher", default=None, help="path-priority, evolution, random, ... (default: the config's)")
-@click.option("--retrain", is_flag=True, help="also retrain the found architecture from scratch and evaluate it on val")
+@click.option("--retrain", is_flag=True, help="also retrain the found architecture (and retrain.random_baselines random ones) from scratch and evaluate on val")
 def search_command(task: str | None, preset: str | None, config_path: str | None, out: str | None, overrides: tuple[str, ...], device: str | None, quiet: bool, no_validate: bool, searcher: str | None, retrain: bool) -> None:
     """Run the whole job: data, supernet training, search, report (and --retrain).
 
@@ -251,9 +257,13 @@ def search_command(task: str | None, preset: str | None, config_path: str | None
     if report.random_median_fitness is not None:
         _echo(quiet, f"median fitness of {len(report.random)} random architectures: {report.random_median_fitness:.2f}")
     _echo(quiet, f"report: {pipe.path('report_md')}")
-    if retrain:
-        metrics = pipe.retrain(result.best).metrics
+    if retrain:  # the found architecture, and retrain.random_baselines random ones to compare with
+        compared = pipe.retrain_compared(report)
+        metrics = compared.found.metrics
         _echo(quiet, "retrained, on val: " + ", ".join(f"{k}={v:.2f}" for k, v in metrics.items() if isinstance(v, float)))
+        if compared.random:
+            _echo(quiet, f"median fitness of {len(compared.random)} retrained random architectures: "
+                  f"{compared.random_median_fitness:.2f} (found ranks {compared.found_rank} of {len(compared.random) + 1})")
 
 
 @cli.command("train-supernet")
@@ -329,6 +339,43 @@ def repair_store_command(task: str | None, preset: str | None, config_path: str 
         raise click.ClickException(f"no evaluation store at {path}")
     kept = EvaluationStore.repair(path, SearchSpace.from_module(model), provenance=pipe.store_provenance())
     _echo(quiet, f"{path}: header rewritten, {kept} evaluations kept")
+
+
+@cli.command("latency-table")
+@_run_options
+@click.option("--rounds", type=click.IntRange(min=1), default=3, show_default=True, help="interleaved timing rounds per candidate")
+def latency_table_command(task: str | None, preset: str | None, config_path: str | None, out: str | None, overrides: tuple[str, ...], device: str | None, quiet: bool, rounds: int) -> None:
+    """Time every candidate of every choice layer in place on the run's device (RUN/latency_table.json).
+
+    Resumable: an interrupted build continues where it stopped. Once the table exists, latency
+    objectives and constraints (search.objectives, search.constraints.max_latency_ms) use its
+    prediction instead of running each architecture.
+    """
+    from oneshot.latency_table import latency_table_for_task
+
+    pipe = _open(task, preset, config_path, out, overrides, device, quiet)
+    table = latency_table_for_task(pipe.task, pipe.run_dir / "latency_table.json", rounds=rounds)
+    _echo(quiet, f"latency table: {pipe.run_dir / 'latency_table.json'} ({len(table.layers)} layers, fixed part {table.fixed_ms or 0.0:.2f} ms)")
+
+
+@cli.command("graph")
+@_run_options
+@click.option("--output", type=click.Path(dir_okay=False), default=None, help="picture to write [default: RUN/components.png]")
+def graph_command(task: str | None, preset: str | None, config_path: str | None, out: str | None, overrides: tuple[str, ...], device: str | None, quiet: bool, output: str | None) -> None:
+    """Draw how the supernet's components feed each other, traced from one forward pass."""
+    from pathlib import Path
+
+    from oneshot.graph import component_graph, layer_graph, plot_component_graph
+
+    pipe = _open(task, preset, config_path, out, overrides, device, quiet)
+    model = pipe.task.build_supernet().eval()
+    graph = component_graph(layer_graph(model, pipe.task.example_input()))
+    target = Path(output) if output else pipe.run_dir / "components.png"
+    plot_component_graph(graph, path=str(target), title=f"{pipe.task_cls.name}: components and their connections")
+    for a, b, d in graph.edges(data=True):
+        if d["inter_modular"]:
+            _echo(quiet, f"{a} -> {b}: {d['connections']} layer connections")
+    _echo(quiet, f"picture: {target}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from oneshot.errors import ConfigError
+from oneshot.files import read_text
 
 __all__ = [
     "StrictModel",
@@ -23,6 +24,8 @@ __all__ = [
     "RetrainConfig",
     "SearchConfig",
     "EvalConfig",
+    "ConstraintsConfig",
+    "RacingConfig",
     "RunConfig",
     "load_config",
     "parse_overrides",
@@ -105,6 +108,34 @@ class RetrainConfig(OptimConfig):
 
     iterations: int = Field(100, ge=0, description="optimizer steps (one batch each)")
     batch_size: int = Field(2, ge=1, description="images per optimizer step")
+    random_baselines: int = Field(
+        0,
+        ge=0,
+        description="`oneshot search --retrain` also retrains this many random architectures (the report's "
+        "first ones) the same way, to compare found against random after retraining",
+    )
+
+
+class ConstraintsConfig(StrictModel):
+    """Limits on an architecture's cost; a violating architecture is never evaluated."""
+
+    max_flops: float | None = Field(None, gt=0, description="FLOPs of one forward pass at the task's example input")
+    max_params: float | None = Field(None, gt=0, description="parameters of the chosen path")
+    max_latency_ms: float | None = Field(
+        None, gt=0, description="batch-1 latency on the run's device (predicted by the latency table when there is one)"
+    )
+
+
+class RacingConfig(StrictModel):
+    """Multi-fidelity evaluation during search: a candidate is scored on a share of the search
+    split first and evaluated in full only if it can still reach the top_k best full scores."""
+
+    fraction: float | None = Field(
+        None, gt=0, lt=1, description="share of the search split scored first (null: racing off, every evaluation is full)"
+    )
+    top_k: int = Field(1, ge=1, description="a candidate is evaluated in full while it can reach the top_k best full scores")
+    z: float = Field(2.0, ge=0, description="confidence margin in standard deviations of the (full - partial) differences")
+    min_pairs: int = Field(4, ge=2, description="every candidate is evaluated in full until this many were scored both ways")
 
 
 class SearchConfig(StrictModel):
@@ -116,6 +147,28 @@ class SearchConfig(StrictModel):
         description="keyword options per searcher name, e.g. {path-priority: {cycles: 5}, random: {num_samples: 300}}",
     )
     random_baselines: int = Field(5, ge=0, description="random architectures evaluated for the report")
+    constraints: ConstraintsConfig = Field(default_factory=ConstraintsConfig)
+    racing: RacingConfig = Field(default_factory=RacingConfig)
+    objectives: list[str | dict[str, str]] = Field(
+        default_factory=lambda: ["fitness"],
+        description="what multi-objective searchers optimise: metric names, '+name' (maximise) / '-name' "
+        "(minimise), or {name, direction}; bare cost names (flops, params, latency_ms) are minimised, "
+        "others maximised",
+    )
+
+    @field_validator("objectives")
+    @classmethod
+    def _check_objectives(cls, value: list[str | dict[str, str]]) -> list[str | dict[str, str]]:
+        from oneshot.search.objectives import parse_objectives
+
+        parse_objectives(value)  # ValueError -> a one-line config error naming search.objectives
+        return value
+    noise_tolerance: float | None = Field(
+        None,
+        ge=0,
+        description="the evaluation's noise in fitness units: the report warns when the random baselines "
+        "span no more (null: 2% of the metric's scale, the largest absolute fitness in the report)",
+    )
 
 
 class EvalConfig(StrictModel):
@@ -205,12 +258,7 @@ def validate_config(cls: type[C], data: Mapping[str, Any], *, source: str = "") 
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"config {path} is not UTF-8 text (byte {exc.start})") from None
+    text = read_text(path, what="config", error=ConfigError)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -20,6 +20,10 @@ Everything a stage produces is written atomically, so a run killed at any moment
 what it left behind when the same command is run again. Under ``torchrun`` every process runs the
 same stages: supernet training is data-parallel, evaluations are split by the study's executor,
 and rank 0 writes the run files (see ``docs/distributed.md``).
+
+(Over 400 lines because it is the one place where the stages meet; each stage's work lives in
+its own module: training in ``oneshot.train``, evaluation in ``oneshot.study``, reports in
+``oneshot.report``.)
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import torch
 from torch import nn
 
 from oneshot.config import RunConfig
+from oneshot.cost import CostConstraint, CostModel, build_constraint
 from oneshot.distributed import (
     broadcast_object,
     get_rank,
@@ -45,13 +50,28 @@ from oneshot.distributed import (
     local_device,
 )
 from oneshot.errors import CheckpointError, ConfigError, TrainingDiverged
-from oneshot.report import RetrainResult, ScoredArchitecture, SearchReport, summary_markdown
+from oneshot.report import (
+    RetrainComparison,
+    RetrainResult,
+    ScoredArchitecture,
+    SearchReport,
+    learning_warnings,
+    noise_tolerance,
+    summary_markdown,
+)
 from oneshot.run import RUN_FILES, RunDir, check_provenance, fault_point, provenance, resolve_config
 from oneshot.sampling import build_sampler
-from oneshot.search import SearchResult, build_searcher
+from oneshot.search import (
+    COST_METRICS,
+    Objective,
+    SearchResult,
+    build_searcher,
+    get_searcher_class,
+    parse_objectives,
+)
 from oneshot.search.base import Searcher
 from oneshot.space import Architecture, SearchSpace
-from oneshot.study import Study
+from oneshot.study import Racing, Study
 from oneshot.supernet import count_flops_params, freeze
 from oneshot.tasks import Stage, Task, get_task
 from oneshot.train import StandaloneTrainer, SupernetTrainer, load_checkpoint, save_checkpoint
@@ -86,7 +106,7 @@ def open_run(
     """
     init_distributed()
     task_cls = get_task(task_name)
-    run = RunDir(run_dir if run_dir is not None else Path("runs") / f"{task_name}-{preset or task_cls.default_preset()}")
+    run = RunDir(run_dir if run_dir is not None else Path("runs") / f"{task_cls.name}-{preset or task_cls.default_preset()}")
     config = resolve_config(task_name, task_cls, run, preset=preset, config_path=config_path, overrides=overrides)
     if device is not None:
         config.device = device
@@ -111,6 +131,10 @@ def check_device(device: str) -> None:
             raise ConfigError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     if parsed.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(f"device {device!r} requested but MPS is not available on this machine")
+
+
+def _has_limits(search_cfg: Any) -> bool:
+    return any(v is not None for v in search_cfg.constraints.model_dump().values())
 
 
 class Pipeline:
@@ -304,15 +328,18 @@ class Pipeline:
         if not all_finite(model.state_dict().values()):  # the trainer checks too; never save one
             raise self._diverged(TrainingDiverged("", step=result.steps, reason="the parameters are not finite", last_good=None))
         payload = {
-            "model": model.state_dict(), "space": space.signature(), "losses": result.losses, "steps": result.steps,
+            "model": model.state_dict(), "space": space.signature(), "losses": result.history, "steps": result.steps,
             "provenance": self.identity, "recovered_from": [divergence] if divergence is not None else [],
         }
         self.run.run_on_main(lambda: save_checkpoint(self.path("supernet"), payload), "writing the supernet")
         if divergence is not None:
             self.run.run_on_main(lambda: self.path("diverged").unlink(missing_ok=True), "clearing diverged.json")
         self._supernet_steps = result.steps
-        log.info("supernet trained: %d steps, final loss %.4f", result.steps, result.losses[-1] if result.losses else float("nan"))
-        self.run.run_on_main(lambda: self._plot_training_loss(result.losses), "plotting the training loss")
+        log.info(
+            "supernet trained: %d steps (%d in this run, %.1f s), final loss %.4f",
+            result.steps, result.steps_this_run, result.seconds, result.history[-1] if result.history else float("nan"),
+        )
+        self.run.run_on_main(lambda: self._plot_training_loss(result.history), "plotting the training loss")
         model.eval()
         return model
 
@@ -347,20 +374,30 @@ class Pipeline:
     def study(self, model: nn.Module, *, split: str = "search", store: bool = True, searching: bool = False) -> Study:
         """The study through which architectures are evaluated on ``model``: with the run's
         evaluation store for the ``search`` split (unless ``store=False``), in memory otherwise.
-        One architecture per call, so each result reaches the store as soon as it exists."""
+        One architecture per call, so each result reaches the store as soon as it exists. When
+        the search's objectives name costs (FLOPs, parameters, latency), they are recorded too."""
+        cost_keys = self._cost_keys()
+        costs = self.cost_model(model) if cost_keys else None
 
-        def fitness(arch: Architecture) -> dict[str, Any]:
+        racing = self._racing() if split == "search" else None
+
+        def fitness(arch: Architecture, fraction: float = 1.0) -> dict[str, Any]:
             if searching:
                 fault_point("search", self._evaluated)
-            metrics = self.task.evaluate(model, [arch], split=split)[0]
+            partial = {"fraction": fraction} if fraction < 1.0 else {}
+            metrics = self.task.evaluate(model, [arch], split=split, **partial)[0]
             self._evaluated += 1
+            if costs is not None:
+                metrics = {**metrics, **costs.metrics(arch, cost_keys)}
             return metrics
 
         use_store = store and split == "search" and self.run.writable()
         space = SearchSpace.from_module(model)
         if use_store:
             self._store_file(space)
-        return Study(fitness, store=self.path("store") if use_store else None, space=space if use_store else None)
+        return Study(
+            fitness, store=self.path("store") if use_store else None, space=space if use_store else None, racing=racing
+        )
 
     def store_provenance(self) -> dict[str, Any]:
         """What the run's evaluations depend on: the config identity and the supernet's steps."""
@@ -393,29 +430,78 @@ class Pipeline:
         self.run.run_on_main(lambda: EvaluationStore(self.path("store"), space=space, provenance=record), "opening the evaluation store")
         self._checked.add("store")
 
+    def _racing(self) -> Racing | None:
+        cfg = self.config.search.racing
+        if cfg.fraction is None:
+            return None
+        if not self.task_cls.supports_fraction:
+            raise ConfigError(f"search.racing: task {self.task_cls.name!r} cannot score a fraction of its search split")
+        return Racing(fraction=cfg.fraction, top_k=cfg.top_k, z=cfg.z, min_pairs=cfg.min_pairs)
+
     def evaluate_archs(self, model: nn.Module, archs: Sequence[Architecture], *, split: str = "search") -> list[dict[str, Any]]:
         """Evaluate architectures through the study (never twice); metrics dicts in order."""
-        return [{"fitness": e.fitness, **e.metrics} for e in self.study(model, split=split).evaluate(archs)]
+        return [{"fitness": e.fitness, **e.metrics} for e in self.study(model, split=split).evaluate(archs, full=True)]
 
-    def build_searcher(self, space: SearchSpace) -> Searcher:
-        """The configured searcher (``search.searcher`` with ``search.options.<searcher>``)."""
+    # ----------------------------------------------------------------- costs and objectives
+    def objectives(self) -> tuple[Objective, ...]:
+        return parse_objectives(self.config.search.objectives)
+
+    def _cost_keys(self) -> list[str]:
+        return sorted({o.name for o in self.objectives()} & COST_METRICS)
+
+    def cost_model(self, model: nn.Module) -> CostModel:
+        """FLOPs, parameters and latency of ``model``'s architectures at the task's example input,
+        on the run's device; latency from ``latency_table.json`` when the run has one (built by
+        ``oneshot latency-table``), else measured."""
+        cached = getattr(self, "_cost_model", None)
+        if cached is not None and cached.model is model:
+            return cached  # type: ignore[no-any-return]
+        from oneshot.latency_table import LatencyTable
+
+        table_path = self.run_dir / "latency_table.json"
+        table = LatencyTable.load(table_path) if table_path.exists() else None
+        self._cost_model = CostModel(model, self.task.example_input(), table=table)
+        return self._cost_model
+
+    def build_searcher(self, space: SearchSpace, model: nn.Module | None = None) -> Searcher:
+        """The configured searcher (``search.searcher`` with ``search.options.<searcher>``), its
+        objectives (multi-objective searchers) and cost constraint (``search.constraints``; needs
+        ``model`` to measure costs)."""
         cfg = self.config.search
+        options = dict(cfg.options.get(cfg.searcher, {}))
         try:
-            return build_searcher(cfg.searcher, space, seed=self.config.seed, **cfg.options.get(cfg.searcher, {}))
+            cls = get_searcher_class(cfg.searcher)
+            if getattr(cls, "multi_objective", False):
+                options.setdefault("objectives", list(cfg.objectives))
+            elif len(self.objectives()) > 1:
+                raise ValueError(
+                    f"searcher {cfg.searcher!r} optimises the fitness alone, but search.objectives names "
+                    f"{len(self.objectives())}; use a multi-objective searcher (nsga2, mo-random)"
+                )
+            searcher = build_searcher(cfg.searcher, space, seed=self.config.seed, **options)
+            if model is not None:
+                searcher.constraint = build_constraint(self.cost_model(model), cfg.constraints) if _has_limits(cfg) else None
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"search: {exc}") from None
+        return searcher
 
     def search(self, model: nn.Module | None = None) -> SearchResult:
         """Run the configured searcher on the supernet through the evaluation store."""
         model = model if model is not None else self.train_supernet()
         self.check(search=True)
         self._begin_work()
-        searcher = self.build_searcher(SearchSpace.from_module(model))
+        searcher = self.build_searcher(SearchSpace.from_module(model), model)
         study = self.study(model, searching=True)
         log.info("search: %s, at most %d evaluations (%d already stored)", searcher.name, searcher.max_evaluations, len(study))
         start = time.perf_counter()
         result = study.optimize(searcher, progress=self.progress)
         result.extras["search_seconds_this_run"] = time.perf_counter() - start
+        if isinstance(searcher.constraint, CostConstraint):
+            result.extras["constraint"] = searcher.constraint.to_json()
+            log.info("constraint %s: %d draws rejected", searcher.constraint.limits, searcher.constraint.rejected)
+        if study.racing is not None:
+            result.extras["racing"] = {"fraction": study.racing.fraction, "cost_in_full_evaluations": study.cost,
+                                       "partial_only": sum(h.fidelity < 1.0 for h in result.history)}
         text = json.dumps(result.to_json(), indent=1)
         for folder in (self.run.searcher_dir(result.searcher), self.run_dir):
             self.run.write_text(folder / RUN_FILES["search_result"], text)
@@ -424,13 +510,16 @@ class Pipeline:
         return result
 
     # ----------------------------------------------------------------- report
-    def random_baselines(self, space: SearchSpace, count: int) -> list[Architecture]:
-        """``count`` distinct random architectures, the same for every searcher of this run."""
+    def random_baselines(self, space: SearchSpace, count: int, constraint: Any = None) -> list[Architecture]:
+        """``count`` distinct random architectures, the same for every searcher of this run; with
+        a ``constraint``, drawn among the architectures that satisfy it (as the search's were)."""
         rng = np.random.default_rng(self.config.seed + 7919)
         randoms: list[Architecture] = []
-        while len(randoms) < min(count, space.size):
+        for _ in range(1000 * max(1, count)):
+            if len(randoms) >= min(count, space.size):
+                break
             arch = space.sample(rng)
-            if arch not in randoms:
+            if arch not in randoms and (constraint is None or constraint(arch)):
                 randoms.append(arch)
         return randoms
 
@@ -438,8 +527,9 @@ class Pipeline:
         """Evaluate the found and a few random architectures the same way; write the reports."""
         space = SearchSpace.from_module(model)
         study = self.study(model)
-        found = study.evaluate([result.best])[0]
-        randoms = study.evaluate(self.random_baselines(space, self.config.search.random_baselines))
+        found = study.evaluate([result.best], full=True)[0]
+        constraint = build_constraint(self.cost_model(model), self.config.search.constraints) if _has_limits(self.config.search) else None
+        randoms = study.evaluate(self.random_baselines(space, self.config.search.random_baselines, constraint), full=True)
         report = SearchReport(
             task=self.task_cls.name,
             searcher=result.searcher,
@@ -451,20 +541,70 @@ class Pipeline:
             untrained=self._untrained_fitness(result.best),
             columns=tuple(self.task_cls.report_columns),
         )
-        folder = self.run.searcher_dir(result.searcher)
-        self.run.write_json(folder / RUN_FILES["report_json"], report.to_json())
-        self.run.write_text(folder / RUN_FILES["report_md"], report.to_markdown())
-        self.run.run_on_main(lambda: self._plots(result, space, folder), "plotting the search")
-        self._write_summary(report, space)
+        self._check_learning(report)
+        self._write_report(report)
+        self.run.run_on_main(lambda: self._plots(result, space, self.run.searcher_dir(result.searcher)), "plotting the search")
+        if len(self.objectives()) > 1 or result.pareto:
+            self.run.run_on_main(lambda: self._write_pareto(model, result, self.run.searcher_dir(result.searcher)), "writing the Pareto front")
+        self._plot_summary(report, space)
+        log.info(
+            "report: found fitness %.4f, median of %d random %s; %s",
+            report.found.fitness, len(report.random),
+            "n/a" if report.random_median_fitness is None else f"{report.random_median_fitness:.4f}", self.path("report_md"),
+        )
         return report
 
-    def _write_summary(self, latest: SearchReport, space: SearchSpace) -> None:
+    def _write_pareto(self, model: nn.Module, result: SearchResult, folder: Path) -> None:
+        """``pareto.json`` / ``pareto.png``; the hypervolume's reference point is the worst value
+        of each objective among the evaluated architectures (the nadir), stated in the JSON."""
+        from oneshot.pareto_report import write_pareto
+        from oneshot.search import objective_values
+
+        objectives = self.objectives()
+        history = [h for h in result.history if all(o.name == "fitness" or o.name in h.metrics for o in objectives)]
+        if not history:
+            return
+        values = np.array([objective_values(h.fitness, h.metrics, objectives) for h in history])
+        reference = [float(col.min() if o.direction == "maximize" else col.max()) for o, col in zip(objectives, values.T, strict=True)]
+        extra: dict[str, Any] = {"reference_point_rule": "the worst value of each objective among the evaluated architectures"}
+        if self._cost_keys():
+            extra["costs"] = self.cost_model(model).describe()
+        if "constraint" in result.extras:
+            extra["constraint"] = result.extras["constraint"]
+        write_pareto(folder / "pareto.json", folder / "pareto.png", history, objectives, reference,
+                     marked=[result.best, *result.pareto], extra=extra)
+
+    # --- warning when the supernet has not learned (docs/pipeline.md, "When the supernet has not learned")
+    def _check_learning(self, report: SearchReport) -> None:
+        fitnesses = [report.found.fitness, *(r.fitness for r in report.random)]
+        tolerance = noise_tolerance(fitnesses, self.config.search.noise_tolerance)
+        untrained = report.untrained.get("fitness") if report.untrained else None
+        report.warnings = learning_warnings(
+            report.found.fitness, [r.fitness for r in report.random], None if untrained is None else float(untrained), tolerance
+        )
+        for warning in report.warnings:
+            log.warning("the supernet may not have learned: %s", warning)
+
+    def _write_report(self, report: SearchReport) -> None:
+        """The searcher's report.json/report.md, and the run's summary of every searcher."""
+        folder = self.run.searcher_dir(report.searcher)
+        self.run.write_json(folder / RUN_FILES["report_json"], report.to_json())
+        self.run.write_text(folder / RUN_FILES["report_md"], report.to_markdown())
+        self._write_summary(report)
+
+    def _searcher_names(self, latest: SearchReport) -> list[str]:
+        return [n for n in self.run.searchers_run() if n != latest.searcher] + [latest.searcher]
+
+    def _write_summary(self, latest: SearchReport) -> None:
         """The top of the run: the latest report (JSON), and every searcher compared (Markdown)."""
-        names = [n for n in self.run.searchers_run() if n != latest.searcher] + [latest.searcher]
+        names = self._searcher_names(latest)
         reports = [json.loads((self.run.searcher_dir(n) / RUN_FILES["report_json"]).read_text()) for n in names[:-1]]
         reports.append(latest.to_json())
         self.run.write_json(self.path("report_json"), {**latest.to_json(), "searchers": [r["searcher"] for r in reports]})
         self.run.write_text(self.path("report_md"), summary_markdown(reports) + "\n" + latest.to_markdown())
+
+    def _plot_summary(self, latest: SearchReport, space: SearchSpace) -> None:
+        names = self._searcher_names(latest)
 
         def plots() -> None:
             from oneshot import viz
@@ -525,9 +665,11 @@ class Pipeline:
         finished = self.run.read_json(done)
         if finished is not None:
             steps = int(finished.pop("retrain_steps", 0))
+            log.info("reusing retrained %s (%s)", arch.key, done)
             return RetrainResult(arch, finished, steps)
         model = freeze(supernet, arch)
         trainer = self._trainer(model, stage="retrain", run_dir=out_dir, batch_seed=self.config.seed + 1)
+        log.info("retraining %s: %d steps of %d images", arch.key, self.config.retrain.iterations, self.config.retrain.batch_size)
         result = trainer.fit(self.config.retrain.iterations, desc="retrain")
         model.eval()
         # every rank holds the same weights: rank 0 evaluates and writes, the others receive it
@@ -535,7 +677,25 @@ class Pipeline:
         retrained = RetrainResult(arch, dict(metrics), result.steps)
         self.run.run_on_main(lambda: torch.save(model.state_dict(), out_dir / "model_state.pt"), "writing the retrained model")
         self.run.write_json(done, retrained.to_json())
+        log.info("retrained %s: %d steps (%d in this run, %.1f s); val fitness %.4f",
+                 arch.key, result.steps, result.steps_this_run, result.seconds, float(metrics["fitness"]))
         return retrained
+
+    def retrain_compared(self, report: SearchReport, count: int | None = None) -> RetrainComparison:
+        """Retrain the report's found architecture and its first ``count`` random baselines
+        (default ``retrain.random_baselines``) the same way; the comparison is added to the
+        report's files (report.json ``retrained``, a section of report.md)."""
+        count = self.config.retrain.random_baselines if count is None else count
+        found = self.retrain(report.found.arch)
+        space = SearchSpace.from_module(self.task.build_supernet())
+        randoms = [self.retrain(arch) for arch in self.random_baselines(space, count)]
+        report.retrained = RetrainComparison(found, randoms)
+        if randoms:
+            log.info("retrained: found fitness %.4f, median of %d random %.4f (found ranks %d of %d)",
+                     float(found.metrics["fitness"]), len(randoms), report.retrained.random_median_fitness,
+                     report.retrained.found_rank, len(randoms) + 1)
+        self._write_report(report)
+        return report.retrained
 
     def export(self, model: nn.Module, arch: Architecture, output: Path, *, example_input: Any | None = None) -> dict[str, Any]:
         """Freeze ``arch`` with the supernet's weights and save the standalone module."""

@@ -3,13 +3,15 @@
 A :class:`Registry` maps names to classes. Classes are registered in-process (``@REG.register``
 uses the class's ``name`` attribute) or by installed packages through an entry-point group
 (``[project.entry-points."oneshot.tasks"] mytask = "mypkg.task:MyTask"``), loaded on first use.
-A name may also be a ``module:attribute`` path, imported on the spot, so a class can be used
-without packaging it. Registering a second, different class under a taken name is an error.
+A name may also be a ``module:attribute`` path, imported on the spot with the current directory
+on the import path (as ``python -m`` has it), so a class can be used without packaging it. Registering a second, different class under a taken name is an error.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar, overload
@@ -113,6 +115,7 @@ class Registry(Generic[T]):
 
     def _import_path(self, path: str) -> type[T]:
         module_name, _, attr = path.partition(":")
+        _current_directory_importable()
         try:
             module = importlib.import_module(module_name)
         except Exception as exc:
@@ -124,3 +127,12 @@ class Registry(Generic[T]):
                 raise RegistryError(f"{self.kind} {path!r}: module {module_name!r} has no attribute {attr!r}")
         self._check_kind(cls, path)
         return cls  # type: ignore[return-value]
+
+
+def _current_directory_importable() -> None:
+    """Put the working directory on ``sys.path`` (once), as ``python -m`` does: the ``oneshot``
+    console script otherwise sees only installed packages, and ``--task mymodule:MyTask`` run next
+    to ``mymodule.py`` would not find it."""
+    cwd = os.getcwd()
+    if not any(os.path.abspath(p or ".") == cwd for p in sys.path):
+        sys.path.append(cwd)

@@ -156,17 +156,9 @@ class Architecture:
     @classmethod
     def load(cls, space: SearchSpace, path: str | Path) -> Architecture:
         """Read an architecture JSON file and validate it against ``space``."""
-        path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise ArchitectureError(f"cannot read architecture file {path}: {exc.strerror or exc}") from None
-        except UnicodeDecodeError as exc:
-            raise ArchitectureError(f"architecture file {path} is not UTF-8 text (byte {exc.start})") from None
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ArchitectureError(f"architecture file {path} is not valid JSON: {exc.msg} (line {exc.lineno})") from None
+        from oneshot.files import read_json
+
+        obj = read_json(path, what="architecture file", error=ArchitectureError)
         try:
             return space.from_json(obj)
         except ArchitectureError as exc:

@@ -13,6 +13,13 @@ Searchers are pure ask/tell (:class:`~oneshot.search.Searcher`); they never see 
 3. each result is timed and recorded as soon as it exists, so an interrupted search loses at
    most the candidates in flight and resumes from the store.
 
+With :class:`Racing` (multi-fidelity evaluation), a candidate is first scored on a fraction of
+the evaluation data and evaluated in full only if it can still matter: if its partial score,
+corrected by the mean partial-to-full difference seen so far and widened by ``z`` standard
+deviations of that difference, reaches the ``top_k``-th best full score known. Otherwise the
+searcher is told the partial score, marked with its ``fidelity``. Partial evaluations are stored
+as such and never taken for full ones.
+
 The pipeline, the benchmarks, the examples and :meth:`Searcher.run` all go through it.
 """
 
@@ -22,8 +29,11 @@ import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+import numpy as np
 
 from oneshot.distributed import (
     DistributedError,
@@ -46,6 +56,7 @@ __all__ = [
     "DistributedError",
     "Executor",
     "LocalExecutor",
+    "Racing",
     "ShardedExecutor",
     "StoreReplica",
     "StoreView",
@@ -186,6 +197,9 @@ class StoreReplica:
         store = EvaluationStore(self.path, space=space)
         self.space = space
         self._entries: dict[str, HistoryEntry] = {e.arch.key: e for e in store}
+        self._partials: dict[tuple[str, float], HistoryEntry] = {
+            (e.arch.key, fraction): e for fraction, e in store.partials()
+        }
 
     def bind(self, space: SearchSpace) -> None:
         from oneshot.search.store import StoreError
@@ -198,6 +212,12 @@ class StoreReplica:
 
     def add(self, entry: HistoryEntry) -> None:
         self._entries.setdefault(self.space.validate(entry.arch).key, entry)
+
+    def get_partial(self, arch: Architecture, fraction: float) -> HistoryEntry | None:
+        return self._partials.get((arch.key, float(fraction)))
+
+    def add_partial(self, entry: HistoryEntry, fraction: float) -> None:
+        self._partials.setdefault((self.space.validate(entry.arch).key, float(fraction)), entry)
 
     def __contains__(self, arch: object) -> bool:
         return isinstance(arch, Architecture) and arch.key in self._entries
@@ -212,6 +232,42 @@ class StoreReplica:
         return f"StoreReplica({self.path!r}, {len(self._entries)} evaluations)"
 
 
+# ----------------------------------------------------------------------------- racing
+@dataclass(frozen=True)
+class Racing:
+    """Multi-fidelity evaluation: score on ``fraction`` of the data first; evaluate in full only
+    the candidates that can still reach the ``top_k`` best full scores.
+
+    A candidate is promoted when ``partial + mean(d) + z * sd(d) >= threshold``, where ``d`` are
+    the (full - partial) differences of the candidates evaluated both ways so far and
+    ``threshold`` is the ``top_k``-th best full score known before its batch. Until
+    ``min_pairs`` such pairs exist (or fewer than ``top_k`` full scores), every candidate is
+    promoted: the rule never drops a candidate before it can estimate how partial and full
+    scores differ. With normally distributed differences, a candidate whose full score would
+    reach the threshold is dropped with probability about ``1 - Phi(z)`` (2.3 % at ``z = 2``).
+    """
+
+    fraction: float = 0.25
+    top_k: int = 1
+    z: float = 2.0
+    min_pairs: int = 4
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.fraction < 1.0:
+            raise ValueError(f"racing fraction must be in (0, 1), got {self.fraction}")
+        if self.top_k < 1 or self.min_pairs < 2 or self.z < 0:
+            raise ValueError("racing needs top_k >= 1, min_pairs >= 2 and z >= 0")
+
+    def promote(self, partial: float, fulls: Sequence[float], pairs: Sequence[tuple[float, float]]) -> bool:
+        """Whether a candidate with this ``partial`` score must be evaluated in full."""
+        if len(pairs) < self.min_pairs or len(fulls) < self.top_k:
+            return True
+        diffs = np.array([full - part for part, full in pairs])
+        threshold = sorted(fulls, reverse=True)[self.top_k - 1]
+        optimistic = partial + float(diffs.mean()) + self.z * float(diffs.std(ddof=1))
+        return optimistic >= threshold
+
+
 # ----------------------------------------------------------------------------- the study
 class Study:
     """Owns the evaluations of architectures: look-up, evaluation, timing, recording.
@@ -224,6 +280,8 @@ class Study:
             to keep evaluations in memory only.
         space: the search space the store is bound to (needed with a store path).
         executor: where evaluations run; default :func:`default_executor`.
+        racing: multi-fidelity evaluation (:class:`Racing`); then ``evaluate`` must accept a
+            ``fraction=`` keyword (the share of the evaluation data to score on).
     """
 
     def __init__(
@@ -233,8 +291,12 @@ class Study:
         store: EvaluationStore | str | os.PathLike[str] | None = None,
         space: SearchSpace | None = None,
         executor: Executor | None = None,
+        racing: Racing | None = None,
     ) -> None:
         self.fitness = evaluate
+        self.racing = racing
+        if racing is not None and isinstance(evaluate, BatchFitness):
+            raise ValueError("racing needs a per-architecture fitness taking fraction=, not a batch fitness")
         self.executor = executor if executor is not None else default_executor()
         self._file: StoreView | None
         self.view: StoreView | None
@@ -249,37 +311,84 @@ class Study:
                 store.bind(space)
             self._file = self.view = store
         self._known: dict[Architecture, HistoryEntry] = {}
+        self._pairs: list[tuple[float, float]] = []  # (partial, full) of candidates evaluated both ways
+        self._partial_seen: dict[Architecture, HistoryEntry] = {}
         self.num_computed = 0  # evaluations computed by this study (not served from the store)
+        self.cost = 0.0  # evaluation data spent by this study, in full evaluations (partial = fraction)
 
     def __len__(self) -> int:
         return len(self.view) if self.view is not None else len(self._known)
 
     def get(self, arch: Architecture) -> HistoryEntry | None:
-        """The recorded evaluation of ``arch``, or ``None``."""
+        """The recorded (full) evaluation of ``arch``, or ``None``."""
         entry = self._known.get(arch)
         if entry is None and self.view is not None:
             entry = self.view.get(arch)
             if entry is not None:
                 self._known[arch] = entry
+                if self.racing is not None:  # a stored pair informs the racing rule, as a computed one did
+                    partial = self._get_partial(arch)
+                    if partial is not None:
+                        self._pairs.append((partial.fitness, entry.fitness))
         return entry
 
-    def evaluate(self, archs: Sequence[Architecture]) -> list[HistoryEntry]:
-        """The evaluations of ``archs`` in order; those not known yet are computed and recorded."""
+    def evaluate(self, archs: Sequence[Architecture], *, full: bool = False) -> list[HistoryEntry]:
+        """The evaluations of ``archs`` in order; those not known yet are computed and recorded.
+
+        With racing, a candidate that cannot matter gets a partial evaluation (its entry's
+        ``fidelity`` < 1) unless ``full=True`` (e.g. the report's candidates).
+        """
+        # the racing rule sees what was known before this batch, whatever the store serves now,
+        # so a resumed search decides exactly as the uninterrupted one did
+        before = ([e.fitness for e in self._known.values()], list(self._pairs))
         missing = list(dict.fromkeys(a for a in archs if self.get(a) is None))
+        if missing and self.racing is not None and not full:
+            missing = self._race(missing, *before)
         if missing:
-            for entry in self.executor.map(self._compute, missing):
-                self._known[entry.arch] = entry
-                if self.view is not None and self.view is not self._file:
-                    self.view.add(entry)  # a replica learns what other processes computed
-        return [self._known[a] for a in archs]
+            self._compute_full(missing)
+        return [self._known.get(a) or self._partial_seen[a] for a in archs]
+
+    def _compute_full(self, archs: list[Architecture]) -> None:
+        for entry in self.executor.map(self._compute, archs):
+            self._known[entry.arch] = entry
+            if self.view is not None and self.view is not self._file:
+                self.view.add(entry)  # a replica learns what other processes computed
+            partial = self._partial_seen.get(entry.arch)
+            if partial is not None:
+                self._pairs.append((partial.fitness, entry.fitness))
+
+    def _race(self, archs: list[Architecture], fulls: list[float], pairs: list[tuple[float, float]]) -> list[Architecture]:
+        """Partial evaluations of ``archs``; returns those to evaluate in full (in order)."""
+        assert self.racing is not None
+        fraction = self.racing.fraction
+        todo = [a for a in archs if self._get_partial(a) is None]
+        for entry in self.executor.map(lambda batch: self._compute(batch, fraction=fraction), todo):
+            self._partial_seen[entry.arch] = entry
+            if self.view is not None and self.view is not self._file:
+                self.view.add_partial(entry, fraction)  # type: ignore[attr-defined]
+        return [a for a in archs if self.racing.promote(self._partial_seen[a].fitness, fulls, pairs)]
+
+    def _get_partial(self, arch: Architecture) -> HistoryEntry | None:
+        assert self.racing is not None
+        entry = self._partial_seen.get(arch)
+        if entry is None and self.view is not None:
+            entry = self.view.get_partial(arch, self.racing.fraction)  # type: ignore[attr-defined]
+            if entry is not None:
+                entry = replace(entry, fidelity=self.racing.fraction)
+                self._partial_seen[arch] = entry
+        return entry
 
     def _record(self, entry: HistoryEntry) -> HistoryEntry:
         if self._file is not None:
-            self._file.add(entry)
+            if entry.fidelity < 1.0:
+                self._file.add_partial(entry, entry.fidelity)  # type: ignore[attr-defined]
+            else:
+                self._file.add(entry)
         self.num_computed += 1
+        self.cost += entry.fidelity
         return entry
 
-    def _compute(self, archs: list[Architecture]) -> list[HistoryEntry]:
+    def _compute(self, archs: list[Architecture], *, fraction: float = 1.0) -> list[HistoryEntry]:
         """Evaluate ``archs`` in this process, recording each result as soon as it exists."""
         if isinstance(self.fitness, BatchFitness):
             start = time.perf_counter()
@@ -291,8 +400,8 @@ class Study:
         out = []
         for arch in archs:
             start = time.perf_counter()
-            value = self.fitness(arch)
-            out.append(self._record(_entry(arch, value, time.perf_counter() - start)))
+            value = self.fitness(arch, fraction=fraction) if self.racing is not None else self.fitness(arch)  # type: ignore[call-arg]
+            out.append(self._record(_entry(arch, value, time.perf_counter() - start, fraction)))
         return out
 
     def optimize(
@@ -330,6 +439,6 @@ class Study:
         return searcher.result()
 
 
-def _entry(arch: Architecture, value: Any, seconds: float) -> HistoryEntry:
+def _entry(arch: Architecture, value: Any, seconds: float, fidelity: float = 1.0) -> HistoryEntry:
     ev = Evaluation.from_value(value, arch=arch)
-    return HistoryEntry(arch, ev.fitness, seconds, ev.metrics)
+    return HistoryEntry(arch, ev.fitness, seconds, ev.metrics, fidelity)

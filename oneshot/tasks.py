@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from oneshot.config import RunConfig
+from oneshot.errors import OneshotError
 from oneshot.registry import Registry, UnknownNameError
 from oneshot.space import Architecture
 
@@ -48,6 +49,9 @@ class Task(ABC):
 
     #: Metric keys shown in reports and benchmark tables, in order (``fitness`` is always shown).
     report_columns: ClassVar[tuple[str, ...]] = ()
+    #: Whether :meth:`evaluate` accepts ``fraction=`` (scoring on the first share of the split),
+    #: which multi-fidelity racing (``search.racing``) needs.
+    supports_fraction: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -96,13 +100,24 @@ class Task(ABC):
 
     @abstractmethod
     def evaluate(
-        self, model: nn.Module, archs: Sequence[Architecture], *, split: str = "search"
+        self, model: nn.Module, archs: Sequence[Architecture], *, split: str = "search", fraction: float = 1.0
     ) -> list[dict[str, float]]:
         """Evaluate architectures on the supernet (inherited weights; BN recalibrated as needed).
 
         Returns one metrics dict per architecture with a ``"fitness"`` key (higher is better).
         ``split`` is ``"search"`` (the held-out search split) or ``"val"`` (final evaluation).
+        ``fraction`` < 1 scores on the first share of the split only (tasks that set
+        :attr:`supports_fraction`); the same share every time, so partial scores compare.
         """
+
+    def example_input(self) -> Any:
+        """One input at batch 1, on ``self.device``, as the supernet takes it (``model(x)``, a tuple
+        unpacked): what FLOPs and latency are measured on (see :mod:`oneshot.cost`). Use the size
+        the task evaluates at. Optional: only cost-aware search needs it."""
+        raise OneshotError(
+            f"task {self.name!r} does not provide an example input (Task.example_input), "
+            "needed to measure FLOPs, parameters and latency"
+        )
 
     def evaluate_standalone(self, model: nn.Module, *, split: str = "val") -> dict[str, float]:
         """Evaluate a frozen, retrained model; metrics dict with a ``"fitness"`` key."""

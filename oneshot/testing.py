@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -91,6 +92,7 @@ class ToyTask(Task):
     config_class = ToyConfig
     description = "tiny 3-class classification on random tensors (tests and smoke runs)"
     report_columns = ("accuracy",)
+    supports_fraction = True
 
     @classmethod
     def presets(cls) -> dict[str, dict[str, Any]]:
@@ -109,6 +111,10 @@ class ToyTask(Task):
         m = self.config.model  # type: ignore[attr-defined]
         return ToySupernet(width=m.width, num_layers=m.num_layers).to(self.device)
 
+    def example_input(self) -> torch.Tensor:
+        size = self.config.data.image_size  # type: ignore[attr-defined]
+        return torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0)).to(self.device)
+
     def train_batches(
         self, *, seed: int, shard: tuple[int, int] = (0, 1), batch_size: int | None = None
     ) -> Iterator[Any]:
@@ -119,20 +125,24 @@ class ToyTask(Task):
         return nn.functional.cross_entropy(model(x), y)
 
     @torch.no_grad()
-    def _accuracy(self, model: nn.Module, split: str) -> float:
+    def _accuracy(self, model: nn.Module, split: str, fraction: float = 1.0) -> float:
         x, y = self._data(split).tensors
+        n = max(1, math.ceil(fraction * len(y)))
+        x, y = x[:n], y[:n]
         model.eval()
         pred = model(x.to(self.device)).argmax(1).cpu()
         return float((pred == y).float().mean() * 100)
 
-    def evaluate(self, model: nn.Module, archs: Sequence[Architecture], *, split: str = "search") -> list[dict[str, float]]:
+    def evaluate(
+        self, model: nn.Module, archs: Sequence[Architecture], *, split: str = "search", fraction: float = 1.0
+    ) -> list[dict[str, float]]:
         train_x = self._data("train").tensors[0].to(self.device)
         count = min(len(train_x), 32 * self.config.eval.bn_batches)
         out = []
         for arch in archs:
             with activate(model, arch):
                 recalibrate_bn(model, (train_x[i : i + 32] for i in range(0, count, 32)))
-                acc = self._accuracy(model, split)
+                acc = self._accuracy(model, split, fraction)
             out.append({"fitness": acc, "accuracy": acc})
         return out
 

@@ -47,48 +47,58 @@ def plot_score_heatmap(
     *,
     path: PathLike | None = None,
     title: str = "Path-priority scores per layer",
+    cell_names: bool | None = None,
 ) -> Figure:
-    """Heatmap of accumulated path scores: layers on x (grouped by component), choices on y.
+    """Heatmap of accumulated path scores: layers on x grouped by component, choices on y.
 
     Args:
         scores: a path-priority :class:`SearchResult` (its ``score_table``) or the table itself,
-            one row per layer (layers may have different numbers of choices; missing cells are
-            blank).
+            one row per layer in space order (layers may have different numbers of choices;
+            missing cells are blank).
         space: the search space, for component groups and choice names.
         path: where to save the figure (format from the suffix), if given.
+        cell_names: write each layer's own candidate name in its cells (default: when the space
+            has at most 60 layers).
 
-    The chosen (argmax) choice of every layer is outlined.
+    Columns are grouped by component (components in the order of their first layer), whatever the
+    layer order: a component whose layers are interleaved with another's (the decoder and fusion
+    layers of a U-Net) still gets one contiguous block. Tick labels are the layers' indices in the
+    space (the position in ``arch.key``). The chosen (argmax) choice of every layer is outlined.
     """
     table = cast("Sequence[Sequence[float]] | None", getattr(scores, "score_table", scores))
     if table is None:
         raise ValueError("this search result has no score table (only path-priority searches have one)")
     if len(table) != space.num_layers:
         raise ValueError(f"score table has {len(table)} layers, the space has {space.num_layers}")
-    width = max(space.num_choices)
-    grid = np.full((width, space.num_layers), np.nan)
     for layer, row in enumerate(table):
         if len(row) != space.num_choices[layer]:
             raise ValueError(f"layer {layer}: {len(row)} scores for {space.num_choices[layer]} choices")
-        grid[: len(row), layer] = row
+    order = [i for idx in space.components.values() for i in idx]  # column -> layer index
+    width = max(space.num_choices)
+    grid = np.full((width, space.num_layers), np.nan)
+    for column, layer in enumerate(order):
+        grid[: len(table[layer]), column] = table[layer]
 
-    fig = _figure((max(7.0, 0.32 * space.num_layers + 2.5), 1.2 + 0.45 * width))
+    fig = _figure((max(7.0, 0.42 * space.num_layers + 2.5), 1.4 + 0.5 * width))
     ax = fig.add_subplot()
     image = ax.imshow(np.ma.masked_invalid(grid), aspect="auto", cmap="viridis", origin="lower")
     fig.colorbar(image, ax=ax, label="accumulated score")
-    for layer, row in enumerate(table):
-        best = int(np.argmax(row))
-        ax.add_patch(_rectangle(layer - 0.5, best - 0.5))
-    starts = []
+    for column, layer in enumerate(order):
+        ax.add_patch(_rectangle(column - 0.5, int(np.argmax(table[layer])) - 0.5))
+    column = 0
     for name, idx in space.components.items():
-        starts.append(idx[0])
-        ax.axvline(idx[0] - 0.5, color="white", lw=1.5)
-        ax.text((idx[0] + idx[-1]) / 2, width - 0.45, name, ha="center", va="bottom", fontsize=9)
+        ax.axvline(column - 0.5, color="white", lw=1.5)
+        ax.text(column + (len(idx) - 1) / 2, width - 0.45, name, ha="center", va="bottom", fontsize=9)
+        column += len(idx)
+    if cell_names if cell_names is not None else space.num_layers <= 60:
+        for column, layer in enumerate(order):
+            for c, choice in enumerate(space.layers[layer].choice_names):
+                ax.text(column, c, choice, ha="center", va="center", fontsize=6, color="white", rotation=90)
     ax.set_xticks(range(space.num_layers))
-    ax.set_xticklabels([str(i) for i in range(space.num_layers)], fontsize=7)
-    names = _choice_labels(space, width)
+    ax.set_xticklabels([str(i) for i in order], fontsize=7)
     ax.set_yticks(range(width))
-    ax.set_yticklabels(names, fontsize=8)
-    ax.set_xlabel("layer (grouped by component)")
+    ax.set_yticklabels(_choice_labels(space, width), fontsize=8)
+    ax.set_xlabel("layer index in the space (grouped by component)")
     ax.set_ylabel("choice")
     ax.set_title(title, pad=16)
     return _save(fig, path)
@@ -101,7 +111,8 @@ def _rectangle(x: float, y: float) -> Any:
 
 
 def _choice_labels(space: SearchSpace, width: int) -> list[str]:
-    """Choice names when all layers with that many choices agree, else indices."""
+    """Choice names when all layers with that many choices agree, else indices (the cells then
+    carry each layer's own names)."""
     labels = []
     for c in range(width):
         names = {layer.choice_names[c] for layer in space.layers if c < layer.num_choices}

@@ -1,17 +1,13 @@
-"""oneshot_panoptic: the Auto-Panoptic plug-in for oneshot (task ``panoptic``)."""
+"""oneshot_panoptic: the Auto-Panoptic plug-in for oneshot (task ``panoptic``).
 
-from oneshot_panoptic.structures import (
-    IGNORE_LABEL,
-    PanopticMetadata,
-    PanopticSegmentation,
-    SegmentInfo,
-)
+Subpackages: :mod:`~oneshot_panoptic.data` (COCO-panoptic and synthetic data),
+:mod:`~oneshot_panoptic.modeling` (the network and its builder), :mod:`~oneshot_panoptic.evaluation`
+(PQ and semantic metrics); :mod:`~oneshot_panoptic.task` is the task, :mod:`~oneshot_panoptic.cli`
+the ``oneshot panoptic`` commands.
+"""
 
-__all__ = ["IGNORE_LABEL", "PanopticMetadata", "PanopticSegmentation", "SegmentInfo"]
-
-# Each part adds its public names below, in its own section.
-# --- pq / data (issue 3) ---
-from oneshot_panoptic.data import (  # noqa: E402
+from oneshot_panoptic.config import PanopticConfig
+from oneshot_panoptic.data import (
     CocoPanoptic,
     build_transforms,
     collate_fn,
@@ -19,61 +15,71 @@ from oneshot_panoptic.data import (  # noqa: E402
     generate_synthetic_dataset,
     split_paths,
 )
-from oneshot_panoptic.pq import (  # noqa: E402
+from oneshot_panoptic.evaluation import (
+    PanopticEvaluator,
     PanopticQuality,
     PreparedGroundTruth,
     evaluate_panoptic_files,
     format_pq_table,
     prepare_ground_truth,
 )
+from oneshot_panoptic.modeling import (
+    BACKBONE_PRESETS,
+    COCO_REFERENCE_AREA,
+    DEFAULT_LR_MULTIPLIERS,
+    MODEL_PRESETS,
+    PUBLISHED_ARCHITECTURES,
+    AutoPanoptic,
+    AutoPanopticPreset,
+    BackboneSpec,
+    ShuffleNetV2Supernet,
+    autopanoptic_search_space,
+    build_autopanoptic,
+    panoptic_fusion,
+    param_groups,
+    published_architecture,
+    stuff_area_limit,
+)
+from oneshot_panoptic.structures import (
+    IGNORE_LABEL,
+    PanopticMetadata,
+    PanopticSegmentation,
+    SegmentInfo,
+)
+from oneshot_panoptic.task import PanopticTask
 
-__all__ += [
+__all__ = [
+    "AutoPanoptic",
+    "AutoPanopticPreset",
+    "BACKBONE_PRESETS",
+    "BackboneSpec",
+    "COCO_REFERENCE_AREA",
     "CocoPanoptic",
+    "DEFAULT_LR_MULTIPLIERS",
+    "IGNORE_LABEL",
+    "MODEL_PRESETS",
+    "PUBLISHED_ARCHITECTURES",
+    "PanopticConfig",
+    "PanopticEvaluator",
+    "PanopticMetadata",
     "PanopticQuality",
+    "PanopticSegmentation",
+    "PanopticTask",
     "PreparedGroundTruth",
+    "SegmentInfo",
+    "ShuffleNetV2Supernet",
+    "autopanoptic_search_space",
+    "build_autopanoptic",
     "build_transforms",
     "collate_fn",
     "ensure_synthetic_dataset",
     "evaluate_panoptic_files",
     "format_pq_table",
     "generate_synthetic_dataset",
-    "prepare_ground_truth",
-    "split_paths",
-]
-# --- model (issue 5) ---
-from oneshot_panoptic.backbone import BACKBONE_PRESETS, BackboneSpec, ShuffleNetV2Supernet  # noqa: E402
-from oneshot_panoptic.fusion import COCO_REFERENCE_AREA, panoptic_fusion, stuff_area_limit  # noqa: E402
-from oneshot_panoptic.model import (  # noqa: E402
-    DEFAULT_LR_MULTIPLIERS,
-    MODEL_PRESETS,
-    PUBLISHED_ARCHITECTURES,
-    AutoPanoptic,
-    AutoPanopticPreset,
-    autopanoptic_search_space,
-    build_autopanoptic,
-    param_groups,
-    published_architecture,
-)
-
-__all__ += [
-    "AutoPanoptic",
-    "AutoPanopticPreset",
-    "BACKBONE_PRESETS",
-    "BackboneSpec",
-    "COCO_REFERENCE_AREA",
-    "DEFAULT_LR_MULTIPLIERS",
-    "MODEL_PRESETS",
-    "PUBLISHED_ARCHITECTURES",
-    "ShuffleNetV2Supernet",
-    "autopanoptic_search_space",
-    "build_autopanoptic",
     "panoptic_fusion",
     "param_groups",
+    "prepare_ground_truth",
     "published_architecture",
+    "split_paths",
     "stuff_area_limit",
 ]
-# --- task (issue 6) ---
-from oneshot_panoptic.config import PanopticConfig  # noqa: E402
-from oneshot_panoptic.task import PanopticTask  # noqa: E402
-
-__all__ += ["PanopticConfig", "PanopticTask"]

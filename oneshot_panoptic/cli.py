@@ -1,7 +1,8 @@
-"""Panoptic commands of the ``oneshot`` CLI: ``oneshot evaluate`` and ``oneshot data ...``.
+"""The plug-in's commands, under their own group: ``oneshot panoptic evaluate`` and
+``oneshot panoptic data synth|validate``.
 
-They are registered through the ``oneshot.commands`` entry points; the core group turns
-:class:`oneshot.errors.OneshotError` into one line on stderr and a non-zero exit.
+The ``panoptic`` group is registered through the ``oneshot.commands`` entry points; the core
+group turns :class:`oneshot.errors.OneshotError` into one line on stderr and a non-zero exit.
 """
 
 from __future__ import annotations
@@ -13,10 +14,15 @@ import click
 
 from oneshot.errors import DatasetError
 
-__all__ = ["evaluate", "data", "parse_splits"]
+__all__ = ["panoptic", "evaluate", "data", "parse_splits"]
 
 
-@click.command("evaluate")
+@click.group("panoptic")
+def panoptic() -> None:
+    """Panoptic segmentation (Auto-Panoptic): PQ of prediction files, datasets."""
+
+
+@panoptic.command("evaluate")
 @click.option(
     "--gt-json",
     required=True,
@@ -49,7 +55,11 @@ def evaluate(
     gt_json: Path, gt_folder: Path, pred_json: Path, pred_folder: Path, as_json: bool, workers: int
 ) -> None:
     """Panoptic quality of COCO-panoptic prediction files (same numbers as panopticapi)."""
-    from oneshot_panoptic.pq import evaluate_panoptic_files, format_pq_table, results_to_json
+    from oneshot_panoptic.evaluation import (
+        evaluate_panoptic_files,
+        format_pq_table,
+        results_to_json,
+    )
 
     start = time.perf_counter()
     results = evaluate_panoptic_files(gt_json, gt_folder, pred_json, pred_folder, workers=workers)
@@ -60,7 +70,7 @@ def evaluate(
         click.echo(f"Time elapsed: {time.perf_counter() - start:0.2f} seconds")
 
 
-@click.group("data")
+@panoptic.group("data")
 def data() -> None:
     """Datasets in COCO-panoptic format: generate the synthetic one, check any one."""
 

@@ -2,36 +2,29 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from oneshot.data import ResumableBatches
 from oneshot.errors import DatasetError
+from oneshot.evaluation import inference_on_batches
 from oneshot.space import Architecture
 from oneshot.supernet import activate, recalibrate_bn
 from oneshot.tasks import Task
 from oneshot_panoptic.config import PRESETS, PanopticConfig, SplitConfig, default_cache_dir
+from oneshot_panoptic.evaluation.evaluator import PanopticEvalBatch, PanopticEvaluator
 from oneshot_panoptic.structures import PanopticMetadata
 
-__all__ = ["PanopticTask", "pq_metrics"]
+__all__ = ["PanopticTask"]
 
+#: The dataset split evaluated for each ``split`` argument of :meth:`PanopticTask.evaluate`.
 SEARCH_SPLIT = {"search": "nas_val", "val": "val"}
-
-
-def pq_metrics(results: Mapping[str, Any]) -> dict[str, float]:
-    """Flatten PanopticQuality results into percent metrics; ``fitness`` is PQ (All)."""
-    out: dict[str, float] = {}
-    for group, suffix in (("All", ""), ("Things", "_th"), ("Stuff", "_st")):
-        for key in ("pq", "sq", "rq"):
-            out[f"{key}{suffix}"] = 100.0 * float(results[group][key])
-    out["fitness"] = out["pq"]
-    return out
 
 
 class PanopticTask(Task):
@@ -41,6 +34,7 @@ class PanopticTask(Task):
     config_class = PanopticConfig
     description = "Auto-Panoptic (NeurIPS 2020) on COCO-panoptic data; synthetic data by default"
     report_columns = ("pq", "sq", "rq", "pq_th", "pq_st", "sem_miou")
+    supports_fraction = True
     config: PanopticConfig
 
     @classmethod
@@ -67,6 +61,7 @@ class PanopticTask(Task):
 
     @cached_property
     def _paths(self) -> dict[str, SplitConfig]:
+        """The dataset's splits on disk (the synthetic one is generated on first use)."""
         return self._split_paths()
 
     def _dataset(self, split: str, *, train: bool) -> Any:
@@ -92,20 +87,27 @@ class PanopticTask(Task):
                 raise DatasetError(f"split {split!r} has no images")
             if self.config.data.validate_files and self.validate_data:
                 ds.validate(progress=self.progress)
-        self.__dict__["metadata"] = reference
 
     @cached_property
     def metadata(self) -> PanopticMetadata:
+        """Categories of the dataset (those of its ``train`` split; :meth:`prepare_data` checks
+        that every split has the same)."""
         return self._dataset("train", train=False).metadata
 
     # ----------------------------------------------------------------- model and training
     def build_supernet(self) -> nn.Module:
-        from oneshot_panoptic.model import build_autopanoptic
+        from oneshot_panoptic.modeling.builder import build_autopanoptic
 
         meta = self.metadata
         m = self.config.model
         model = build_autopanoptic(m.preset, num_things=meta.num_things, num_stuff=meta.num_stuff, **m.overrides)
         return model.to(self.device)
+
+    def example_input(self) -> list[torch.Tensor]:
+        """One ``(3, S, S)`` float image at the evaluation size ``S = data.test_size``, on
+        ``self.device`` (what the model's eval-mode forward takes, e.g. for tracing or export)."""
+        size = self.config.data.test_size
+        return [torch.zeros(3, size, size, device=self.device)]
 
     def train_batches(
         self, *, seed: int, shard: tuple[int, int] = (0, 1), batch_size: int | None = None
@@ -133,15 +135,20 @@ class PanopticTask(Task):
         return model(images, targets)
 
     # ----------------------------------------------------------------- evaluation
-    def _eval_set(
-        self, split: str
-    ) -> tuple[list[list[torch.Tensor]], list[Any], list[tuple[int, int]], list[torch.Tensor]]:
-        """Decoded images in batches, prepared ground truth, original sizes and semantic targets at
-        the network's input size (cached per split)."""
-        cache = self.__dict__.setdefault("_eval_cache", {})
-        if split in cache:
-            return cache[split]
-        from oneshot_panoptic.pq import prepare_ground_truth
+    def _eval_batches(self, split: str) -> list[PanopticEvalBatch]:
+        """Decoded images of a dataset split in batches, with their prepared ground truth,
+        original sizes and semantic targets at the network's input size (built once per split)."""
+        if split not in self._eval_sets:
+            self._eval_sets[split] = self._load_eval_batches(split)
+        return self._eval_sets[split]
+
+    @cached_property
+    def _eval_sets(self) -> dict[str, list[PanopticEvalBatch]]:
+        """Evaluation batches per dataset split, filled by :meth:`_eval_batches`."""
+        return {}
+
+    def _load_eval_batches(self, split: str) -> list[PanopticEvalBatch]:
+        from oneshot_panoptic.evaluation.counting import prepare_ground_truth
 
         ds = self._dataset(split, train=False)
         n = len(ds) if self.config.eval.max_images is None else min(len(ds), self.config.eval.max_images)
@@ -150,85 +157,66 @@ class PanopticTask(Task):
             image, target = ds[i]
             images.append(image.to(self.device))
             gts.append(prepare_ground_truth(target["panoptic"], image_id=target["image_id"]))
-            sizes.append(tuple(int(s) for s in target["orig_size"]))
+            sizes.append((int(target["orig_size"][0]), int(target["orig_size"][1])))
             semantic.append(target["semantic"])
         bs = self.config.eval.batch_size
-        batches = [images[i : i + bs] for i in range(0, n, bs)]
-        cache[split] = (batches, gts, sizes, semantic)
-        return cache[split]
+        return [
+            PanopticEvalBatch(images[i : i + bs], sizes[i : i + bs], gts[i : i + bs], semantic[i : i + bs])
+            for i in range(0, n, bs)
+        ]
 
+    @cached_property
     def _bn_batches(self) -> list[list[torch.Tensor]]:
-        if "_bn_cache" in self.__dict__:
-            return self.__dict__["_bn_cache"]
+        """Training images (seeded order, no augmentation) for BN recalibration, in batches."""
         e = self.config.eval
         ds = self._dataset("train", train=False)
         order = np.random.default_rng(self.config.seed).permutation(len(ds))
         count = min(len(ds), e.bn_batches * e.bn_batch_size)
         images = [ds[int(i)][0].to(self.device) for i in order[:count]]
-        batches = [images[i : i + e.bn_batch_size] for i in range(0, count, e.bn_batch_size)]
-        self.__dict__["_bn_cache"] = batches
-        return batches
+        return [images[i : i + e.bn_batch_size] for i in range(0, count, e.bn_batch_size)]
 
-    @torch.no_grad()
-    def _panoptic_quality(self, model: nn.Module, split: str) -> dict[str, float]:
-        from oneshot_panoptic.fusion import panoptic_fusion
-        from oneshot_panoptic.pq import PanopticQuality
-        from oneshot_panoptic.semantic_metrics import SemanticConfusion
+    def evaluator(self) -> PanopticEvaluator:
+        """A fresh evaluator of this dataset's categories."""
+        return PanopticEvaluator(self.metadata)
 
+    def _predict(self, model: nn.Module, batch: PanopticEvalBatch) -> list[dict[str, Any]]:
+        """Eval-mode outputs of one batch, post-processed (resized back, fused) by the model."""
         e = self.config.eval
-        batches, gts, sizes, semantic = self._eval_set(SEARCH_SPLIT.get(split, split))
-        pq = PanopticQuality(self.metadata)
-        confusion = SemanticConfusion(self.metadata.num_stuff + 1)
-        model.eval()
-        index = 0
-        for images in batches:
-            outputs = model(images)
-            for out in outputs:
-                confusion.update(out["sem_seg"], semantic[index])
-                out = _to_size(out, sizes[index])
-                pred = panoptic_fusion(
-                    out,
-                    out["sem_seg"],
-                    self.metadata,
-                    instance_score_threshold=e.instance_score_threshold,
-                    overlap_threshold=e.overlap_threshold,
-                    stuff_area_threshold=e.stuff_area_threshold,
-                    reference_area=e.reference_area,
-                )
-                pq.process(gts[index], pred)
-                index += 1
-        return {**pq_metrics(pq.evaluate()), **confusion.metrics()}
+        outputs = model(list(batch.images))
+        panoptic = model.postprocess(  # type: ignore[operator]  # an AutoPanoptic
+            outputs,
+            self.metadata,
+            image_sizes=batch.image_sizes,
+            instance_score_threshold=e.instance_score_threshold,
+            overlap_threshold=e.overlap_threshold,
+            stuff_area_threshold=e.stuff_area_threshold,
+            reference_area=e.reference_area,
+        )
+        return [{"sem_seg": out["sem_seg"], "panoptic": pan} for out, pan in zip(outputs, panoptic, strict=True)]
 
-    def evaluate(self, model: nn.Module, archs: Sequence[Architecture], *, split: str = "search") -> list[dict[str, float]]:
-        """BN recalibration on training images, inference on ``nas_val`` (or ``val``), fusion, PQ."""
+    def _score(self, model: nn.Module, split: str, fraction: float = 1.0) -> dict[str, float]:
+        batches = self._eval_batches(SEARCH_SPLIT.get(split, split))
+        if fraction < 1.0:  # the first share of the split, in whole evaluation batches
+            batches = batches[: max(1, math.ceil(fraction * len(batches)))]
+        return inference_on_batches(model, batches, self.evaluator(), forward=self._predict)
+
+    def evaluate(
+        self, model: nn.Module, archs: Sequence[Architecture], *, split: str = "search", fraction: float = 1.0
+    ) -> list[dict[str, float]]:
+        """BN recalibration on training images, inference on ``nas_val`` (or ``val``), fusion, PQ;
+        ``fraction`` < 1: on the first share of the split's evaluation batches."""
         results = []
         for arch in archs:
             with activate(model, arch):
                 if self.config.eval.bn_batches > 0:
                     recalibrate_bn(
                         model,
-                        self._bn_batches(),
+                        self._bn_batches,
                         forward=lambda m, images: m.forward_for_bn_recalibration(images),
                     )
-                results.append(self._panoptic_quality(model, split))
+                results.append(self._score(model, split, fraction))
         return results
 
     def evaluate_standalone(self, model: nn.Module, *, split: str = "val") -> dict[str, float]:
-        return self._panoptic_quality(model, split)
-
-
-def _to_size(output: dict[str, torch.Tensor], size: tuple[int, int]) -> dict[str, torch.Tensor]:
-    """Bring an image's outputs from the network's input resolution to the original ``(H, W)``."""
-    sem = output["sem_seg"]
-    if tuple(sem.shape[-2:]) == tuple(size):
-        return output
-    out = dict(output)
-    out["sem_seg"] = F.interpolate(sem[None], size=size, mode="bilinear", align_corners=False)[0]
-    masks = output["masks"]
-    if masks.numel():
-        out["masks"] = F.interpolate(masks, size=size, mode="bilinear", align_corners=False)
-    else:
-        out["masks"] = masks.new_zeros((0, 1, *size))
-    sy, sx = size[0] / sem.shape[-2], size[1] / sem.shape[-1]
-    out["boxes"] = output["boxes"] * torch.tensor([sx, sy, sx, sy], device=output["boxes"].device)
-    return out
+        """PQ and semantic metrics of a frozen (retrained) model on ``split``."""
+        return self._score(model, split)

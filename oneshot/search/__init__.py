@@ -13,6 +13,14 @@ from oneshot.search.base import (
     batch_fitness,
 )
 from oneshot.search.evolution import EvolutionSearcher
+from oneshot.search.multiobjective import (
+    MultiObjectiveMixin,
+    MultiObjectiveRandomSearcher,
+    pareto_entries,
+)
+from oneshot.search.objectives import COST_METRICS, Objective, objective_values, parse_objectives
+from oneshot.search.optuna_search import NSGA2Searcher, OptunaSearcher, TPESearcher
+from oneshot.search.pareto import dominates, hypervolume, non_dominated
 from oneshot.search.path_priority import PathPrioritySearcher, ScoreTable, ranked_combinations
 from oneshot.search.path_priority_verify import (
     AdditiveModel,
@@ -29,11 +37,32 @@ from oneshot.search.registry import (
 )
 from oneshot.search.store import EvaluationStore, StoreError
 
-for _cls in (PathPrioritySearcher, EvolutionSearcher, RandomSearcher, VerifiedPathPrioritySearcher):
+for _cls in (
+    PathPrioritySearcher,
+    EvolutionSearcher,
+    RandomSearcher,
+    VerifiedPathPrioritySearcher,
+    MultiObjectiveRandomSearcher,
+    NSGA2Searcher,
+    TPESearcher,
+):
     register_searcher(_cls)
 
 __all__ = [
     "SEARCHERS",
+    "COST_METRICS",
+    "MultiObjectiveMixin",
+    "MultiObjectiveRandomSearcher",
+    "NSGA2Searcher",
+    "Objective",
+    "OptunaSearcher",
+    "TPESearcher",
+    "dominates",
+    "hypervolume",
+    "non_dominated",
+    "objective_values",
+    "parse_objectives",
+    "pareto_entries",
     "AdditiveModel",
     "BatchFitness",
     "Constraint",

@@ -125,21 +125,28 @@ class HistoryEntry:
 
     ``wall_time`` is the seconds spent evaluating it (a batch's time is split evenly); an entry
     served from an :class:`~oneshot.search.EvaluationStore` keeps the time recorded there.
+    ``fidelity`` is the fraction of the evaluation data behind ``fitness``: 1 for a full
+    evaluation, less for a candidate that multi-fidelity racing judged unable to matter
+    (:class:`oneshot.study.Racing`).
     """
 
     arch: Architecture
     fitness: float
     wall_time: float = 0.0
     metrics: dict[str, Any] = field(default_factory=dict)
+    fidelity: float = 1.0
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "key": self.arch.key,
             "arch": self.arch.to_json(),
             "fitness": self.fitness,
             "wall_time": self.wall_time,
             "metrics": dict(self.metrics),
         }
+        if self.fidelity != 1.0:
+            out["fidelity"] = self.fidelity
+        return out
 
 
 @dataclass
@@ -156,6 +163,9 @@ class SearchResult:
         score_table: path-priority only: per layer, the accumulated score of every choice.
         top_k: path-priority only: the architectures made of the i-th best choice at every layer.
         extras: other searcher-specific JSON-able details.
+        pareto: multi-objective searchers only: the non-dominated evaluated architectures (in
+            evaluation order) under the objectives listed in ``extras["objectives"]``; their
+            metrics are in ``history``.
     """
 
     searcher: str
@@ -165,6 +175,7 @@ class SearchResult:
     score_table: list[list[float]] | None = None
     top_k: list[Architecture] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
+    pareto: list[Architecture] = field(default_factory=list)
 
     @property
     def num_evaluated(self) -> int:
@@ -197,6 +208,7 @@ class SearchResult:
             "score_table": self.score_table,
             "top_k": [a.to_json() for a in self.top_k],
             "extras": self.extras,
+            "pareto": [a.to_json() for a in self.pareto],
         }
 
     @classmethod
@@ -209,6 +221,7 @@ class SearchResult:
                     float(h["fitness"]),
                     float(h.get("wall_time", 0.0)),
                     dict(h.get("metrics", {})),
+                    float(h.get("fidelity", 1.0)),
                 )
                 for h in obj["history"]
             ]
@@ -221,6 +234,7 @@ class SearchResult:
                 score_table=obj.get("score_table"),
                 top_k=[space.from_json(a) for a in obj.get("top_k", [])],
                 extras=dict(obj.get("extras", {})),
+                pareto=[space.from_json(a) for a in obj.get("pareto", [])],
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"not a search result: missing or malformed field {exc}") from None
@@ -241,6 +255,8 @@ class Searcher(ABC):
     """
 
     name: ClassVar[str] = ""
+    #: whether the searcher takes ``objectives`` and returns a Pareto set (``SearchResult.pareto``)
+    multi_objective: ClassVar[bool] = False
 
     def __init__(self, space: SearchSpace, *, seed: int = 0) -> None:
         self.space = space
@@ -276,7 +292,7 @@ class Searcher(ABC):
         return best.arch, best.fitness
 
     def _result_fields(self) -> dict[str, Any]:
-        """Searcher-specific fields of the :class:`SearchResult` (score_table, top_k, extras)."""
+        """Searcher-specific fields of the :class:`SearchResult` (score_table, top_k, extras, pareto)."""
         return {}
 
     # ----------------------------------------------------------------- ask / tell

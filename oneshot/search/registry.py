@@ -48,8 +48,9 @@ def get_searcher_class(name: str) -> type[Searcher]:
 def build_searcher(name: str, space: SearchSpace, *, budget: int | None = None, **options: Any) -> Searcher:
     """Build the searcher ``name`` for ``space``.
 
-    ``budget=n`` builds it with :meth:`Searcher.with_budget` (then only ``seed`` may be given
-    besides); otherwise ``options`` are its constructor's keyword arguments. Unknown options raise
+    ``budget=n`` builds it with :meth:`Searcher.with_budget` (then only ``seed`` and the keyword
+    arguments that searcher's ``with_budget`` accepts, e.g. ``objectives``, may be given besides);
+    otherwise ``options`` are its constructor's keyword arguments. Unknown options raise
     ``ValueError`` naming the accepted ones.
     """
     cls = get_searcher_class(name)
@@ -61,9 +62,12 @@ def build_searcher(name: str, space: SearchSpace, *, budget: int | None = None, 
             f"accepted: {', '.join(accepted)} (or budget, with seed only)"
         )
     if budget is not None:
-        extra = sorted(set(options) - {"seed"})
+        allowed = {"seed", *_accepted_options(cls.with_budget, skip=2)}
+        extra = sorted(set(options) - allowed)
         if extra:
-            raise ValueError(f"searcher {name!r}: with a budget only 'seed' may be set, got {extra}")
+            raise ValueError(
+                f"searcher {name!r}: with a budget only {', '.join(map(repr, sorted(allowed)))} may be set, got {extra}"
+            )
         return cls.with_budget(space, int(budget), **options)
     _check_option_types(name, cls.__init__, options)
     return cls(space, **options)
@@ -92,6 +96,6 @@ def _check_option_types(name: str, init: Callable[..., Any], options: dict[str, 
             continue
 
 
-def _accepted_options(init: Callable[..., Any]) -> list[str]:
-    params = list(inspect.signature(init).parameters.values())[2:]  # self, space
+def _accepted_options(init: Callable[..., Any], *, skip: int = 2) -> list[str]:
+    params = list(inspect.signature(init).parameters.values())[skip:]  # self, space (or space, n)
     return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]

@@ -8,7 +8,12 @@ File format (one JSON object per line):
   directory, the config identity and the supernet's steps);
 * then one record per evaluation: ``{"type": "eval", "key": "0-2-1-...", "arch": {<grouped
   JSON>}, "fitness": 41.2, "metrics": {...}, "wall_time": 12.3, "time": <unix time>,
-  "writer": "<host>:<pid>"}``.
+  "writer": "<host>:<pid>"}``;
+* partial (multi-fidelity) evaluations on a fraction of the evaluation data:
+  ``{"type": "partial", "fraction": 0.25, "key": ..., "arch": ..., "fitness": ..., ...}``. They are
+  kept apart (:meth:`EvaluationStore.get_partial`): :meth:`~EvaluationStore.get`, ``len``, ``in``
+  and iteration see full evaluations only, so a partial score is never taken for a full one
+  (stores written before partial records existed simply ignore them).
 
 Every append takes an exclusive ``fcntl`` lock on the file, writes one line, flushes and
 fsyncs, so several processes (e.g. workers sharing a search) may append to the same store; readers
@@ -80,6 +85,7 @@ class EvaluationStore:
         self.provenance = provenance
         self.recorded_provenance: dict[str, Any] | None = None
         self._entries: dict[str, HistoryEntry] = {}
+        self._partials: dict[tuple[str, float], HistoryEntry] = {}
         self._offset = 0
         self._signature: str | None = None
         self._writer = f"{socket.gethostname()}:{os.getpid()}"
@@ -233,10 +239,11 @@ class EvaluationStore:
             found = record.get("provenance")
             self.recorded_provenance = dict(found) if isinstance(found, dict) else None
             return
-        if kind != "eval":
+        if kind not in ("eval", "partial"):
             return
         try:
             arch = space.from_json(record["arch"])
+            fraction = float(record["fraction"]) if kind == "partial" else 1.0
             entry = HistoryEntry(
                 arch,
                 float(record["fitness"]),
@@ -249,7 +256,10 @@ class EvaluationStore:
                 stacklevel=4,
             )
             return
-        self._entries.setdefault(arch.key, entry)
+        if kind == "partial":
+            self._partials.setdefault((arch.key, fraction), entry)
+        else:
+            self._entries.setdefault(arch.key, entry)
 
     def get(self, arch: Architecture) -> HistoryEntry | None:
         """The stored evaluation of ``arch``, or ``None``."""
@@ -259,6 +269,19 @@ class EvaluationStore:
             self._refresh()
             entry = self._entries.get(arch.key)
         return entry
+
+    def get_partial(self, arch: Architecture, fraction: float) -> HistoryEntry | None:
+        """The stored evaluation of ``arch`` on ``fraction`` of the evaluation data, or ``None``."""
+        self._require_space()
+        key = (arch.key, float(fraction))
+        if key not in self._partials:
+            self._refresh()
+        return self._partials.get(key)
+
+    def partials(self) -> list[tuple[float, HistoryEntry]]:
+        """Every partial evaluation as ``(fraction, entry)``, in file order."""
+        self._refresh()
+        return [(fraction, entry) for (_, fraction), entry in self._partials.items()]
 
     def __contains__(self, arch: object) -> bool:
         return isinstance(arch, Architecture) and self.get(arch) is not None
@@ -274,10 +297,19 @@ class EvaluationStore:
     # ----------------------------------------------------------------- writing
     def add(self, entry: HistoryEntry) -> None:
         """Append one evaluation (flushed and fsynced before returning). Known ones are ignored."""
+        self._append({"type": "eval"}, entry)
+
+    def add_partial(self, entry: HistoryEntry, fraction: float) -> None:
+        """Append an evaluation on ``fraction`` (0 < fraction < 1) of the evaluation data."""
+        if not 0.0 < float(fraction) < 1.0:
+            raise ValueError(f"a partial evaluation covers a fraction in (0, 1), got {fraction}")
+        self._append({"type": "partial", "fraction": float(fraction)}, entry)
+
+    def _append(self, head: dict[str, Any], entry: HistoryEntry) -> None:
         space = self._require_space()
         arch = space.validate(entry.arch)
         record: dict[str, Any] = {
-            "type": "eval",
+            **head,
             "key": arch.key,
             "arch": arch.to_json(),
             "fitness": float(entry.fitness),

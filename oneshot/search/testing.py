@@ -108,6 +108,7 @@ def _same_result(a: SearchResult, b: SearchResult) -> None:
     assert [h.fitness for h in a.history] == [h.fitness for h in b.history]
     assert a.score_table == b.score_table
     assert a.top_k == b.top_k
+    assert a.pareto == b.pareto
 
 
 class SearcherTestSuite:

@@ -57,14 +57,30 @@ log = logging.getLogger(__name__)
 LossFn = Callable[[nn.Module, Any], "torch.Tensor | Mapping[str, torch.Tensor]"]
 """``loss_fn(model, batch)`` returns a scalar loss or a mapping of named losses (summed)."""
 
+
 @dataclass
 class TrainResult:
-    """What a training run did: steps taken, loss per step (mean over the window's paths)."""
+    """What one call of :meth:`SupernetTrainer.fit` did.
+
+    Attributes:
+        steps: optimizer steps taken in total (resumed ones included).
+        losses: loss of every step taken *by this call* (mean over the window's paths); empty
+            when a resumed run had nothing left to do.
+        seconds: wall time of this call's training.
+        resumed_from: the step this call resumed from, or ``None`` for a fresh start.
+        history: loss of every step since step 0, resumed ones included (what is checkpointed).
+    """
 
     steps: int
     losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
     resumed_from: int | None = None
+    history: list[float] = field(default_factory=list)
+
+    @property
+    def steps_this_run(self) -> int:
+        """Optimizer steps taken by this call."""
+        return len(self.losses)
 
 
 class SupernetTrainer:
@@ -415,6 +431,7 @@ class SupernetTrainer:
             log.info("resumed supernet training at step %d", self.step)
         if self.distributed:
             check_consistent(self._fingerprint(), "the training state (step, sampler, data position)")
+        first_step = len(self.losses)  # what this call trains starts here (after any resume)
         start = time.perf_counter()
         bar = None
         if self.progress and (not self.distributed or self.rank == 0):
@@ -435,9 +452,10 @@ class SupernetTrainer:
                 bar.close()
         return TrainResult(
             steps=self.step,
-            losses=list(self.losses),
+            losses=list(self.losses[first_step:]),
             seconds=time.perf_counter() - start,
             resumed_from=resumed_from,
+            history=list(self.losses),
         )
 
 

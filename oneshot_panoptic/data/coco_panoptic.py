@@ -106,14 +106,6 @@ class CocoPanoptic(torch.utils.data.Dataset):
         summed in panopticapi's order; ``metadata.categories`` is sorted by id)."""
         return [dict(c) for c in self._categories]
 
-    @property
-    def image_ids(self) -> list[Any]:
-        return [ann["image_id"] for ann in self._annotations]
-
-    def image_info(self, index: int) -> dict[str, Any]:
-        """The JSON ``images`` entry of sample ``index``."""
-        return dict(self._images[index])
-
     def image_path(self, index: int) -> Path:
         return self.image_dir / self._images[index]["file_name"]
 

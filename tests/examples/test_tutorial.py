@@ -64,3 +64,23 @@ def test_tutorial_runs_as_written(tmp_path, monkeypatch, capsys):
     for name in ("config.yaml", "supernet.pt", "evaluations.jsonl", "report.md", "architecture.json"):
         assert (run / name).exists(), name
     assert namespace["report"]["task"] == "my-digits"  # type: ignore[index]
+
+    # Section 9: the segmentation task ran through `oneshot search --task module:Class --retrain`.
+    shapes = tmp_path / "runs/shapes"
+    for name in ("config.yaml", "supernet.pt", "report.md", "report.json", "architecture.json", "scores.png", "log.txt"):
+        assert (shapes / name).exists(), name
+    seg = namespace["seg_report"]
+    assert seg["task"] == "shapes-segmentation" and set(seg["found"]["architecture"]) == {"encoder", "decoder", "fusion", "head"}
+    assert {"miou", "pixel_acc", "iou/square", "iou/disk"} <= set(seg["found"]["metrics"])
+    assert len(seg["retrained"]["random"]) == 1  # the tiny preset's retrain.random_baselines
+    assert "['encoder.0', 'encoder.1', 'decoder.0', 'fusion.0', 'decoder.1', 'fusion.1', 'head']" in printed
+    assert "(3, 3, 3, 3, 3, 3, 2) 6 1458" in printed
+
+
+def test_tutorial_excerpts_are_the_example_s_code():
+    """The ```py blocks of section 9 are quoted from examples/segmentation_task.py, verbatim."""
+    source = (ROOT / "examples" / "segmentation_task.py").read_text()
+    excerpts = re.findall(r"```py\n(.*?)```", TUTORIAL.read_text(), flags=re.S)
+    assert len(excerpts) == 2
+    for excerpt in excerpts:
+        assert excerpt in source, excerpt.splitlines()[0]

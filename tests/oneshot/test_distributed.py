@@ -408,7 +408,7 @@ def _worker(out: Path) -> None:
     report["resumed_from"] = runs["interrupted"][1].resumed_from
     report["resume_identical"] = all(
         torch.equal(runs["interrupted"][0][k], runs["straight"][0][k]) for k in runs["straight"][0]
-    ) and runs["interrupted"][1].losses == runs["straight"][1].losses
+    ) and runs["interrupted"][1].history == runs["straight"][1].history
 
     # Search: every rank runs the same searcher; batches are split across ranks.
     space = SearchSpace.categorical(SEARCH_SPACE)

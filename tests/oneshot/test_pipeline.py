@@ -203,3 +203,57 @@ def test_single_path_uniform_training_resumes_exactly(tmp_path, monkeypatch):
             run("b").train_supernet()
     resumed = run("b").train_supernet().state_dict()
     assert all(torch.equal(reference[k], resumed[k]) for k in reference)
+
+
+def test_learned_supernet_gives_no_warning_and_every_stage_is_logged(reference_run):
+    report = json.loads((reference_run / "report.json").read_text())
+    assert report["warnings"] == []
+    log = (reference_run / "log.txt").read_text()
+    for line in ("data ready", "training supernet:", "supernet trained:", "search: path-priority",
+                 "search done:", "report: found fitness"):
+        assert line in log, line
+
+
+def test_untrained_supernet_is_warned_about(tmp_path):
+    from oneshot.pipeline import open_run
+
+    pipe = open_run("toy", run_dir=tmp_path / "r", preset="tiny", progress=False,
+                    overrides=["train.iterations=0", "search.options.path-priority.cycles=1"])
+    model = pipe.train_supernet()
+    report = pipe.report(model, pipe.search(model))
+    assert any("on an untrained one" in w for w in report.warnings)  # 0 steps: the same weights
+    saved = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert saved["warnings"] == report.warnings
+    assert "> **Warning:**" in (tmp_path / "r" / "report.md").read_text()
+    assert "WARNING the supernet may not have learned" in (tmp_path / "r" / "log.txt").read_text()
+
+
+def test_retrain_also_retrains_the_report_s_random_baselines(tmp_path):
+    out = tmp_path / "run"
+    _search(out, "--retrain", "--set", "retrain.random_baselines=2", "--set", "train.iterations=4",
+            "--set", "retrain.iterations=3")
+    report = json.loads((out / "report.json").read_text())
+    retrained = report["retrained"]
+    # the same architectures as the report's first two random baselines, retrained the same way
+    assert [r["architecture"] for r in retrained["random"]] == [r["architecture"] for r in report["random"][:2]]
+    assert all(r["retrain_steps"] == 3 for r in [retrained["found"], *retrained["random"]])
+    assert retrained["found"]["architecture"] == report["found"]["architecture"]
+    assert 1 <= retrained["found_rank"] <= 3
+    for md in (out / "report.md", out / "search" / "path-priority" / "report.md"):
+        assert "## After retraining from scratch" in md.read_text()
+    log = (out / "log.txt").read_text()
+    assert log.count("INFO retraining ") == 3 and "retrained: found fitness" in log
+
+
+def test_task_from_the_environment(reference_run, tmp_path):
+    # ONESHOT_TASK stands for --task (here a module:Class path, without packaging)
+    proc = _run(["search", "--out", str(tmp_path / "env"), "--preset", "tiny", "--quiet", "--set", "train.iterations=2",
+                 "--set", "search.options.path-priority.cycles=1"], env={"ONESHOT_TASK": "oneshot.testing:ToyTask"})
+    assert proc.returncode == 0
+    assert json.loads((tmp_path / "env" / "report.json").read_text())["task"] == "toy"
+
+
+def test_typo_in_a_searcher_option_with_a_budget_is_an_unknown_option(tmp_path):
+    proc = _run(["search", "--task", "toy", "--out", str(tmp_path / "r"), "--quiet", "--searcher", "evolution",
+                 "--set", "search.options.evolution={budget: 12, populaton: 3}"], check=False)
+    assert proc.returncode == 1 and "no option 'populaton'" in proc.stderr and "only 'seed'" not in proc.stderr

@@ -103,7 +103,11 @@ def test_resume_is_bit_identical(tmp_path):
     resumed = _trainer(tmp_path / "run", seed=0)
     result = resumed.fit(8)
     assert result.resumed_from == 3
-    assert result.losses == reference.losses
+    assert result.history == reference.losses
+    # what this call trained: steps 3..7 only, and the time they took
+    assert result.losses == reference.losses[3:] and result.steps_this_run == 5 and result.seconds > 0
+    done = _trainer(tmp_path / "run", seed=0).fit(8)  # nothing left to train
+    assert done.resumed_from == 8 and done.losses == [] and done.history == reference.losses
     for (k, a), b in zip(reference.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), k
 
@@ -153,3 +157,27 @@ def test_sharded_batches_partition_each_epoch():
     shards = [ResumableBatches(ds, batch_size=4, seed=1, shard=(r, 2)) for r in range(2)]
     seen = [next(s)[0] for _ in range(5) for s in shards]
     assert sorted(torch.cat(seen).tolist()) == list(range(40))
+
+
+def _standalone(run_dir):
+    torch.manual_seed(0)
+    model = freeze(ToySupernet(), SearchSpace.from_module(ToySupernet()).sample(0))
+    from oneshot.train import StandaloneTrainer
+
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    batches = ResumableBatches(Flip(_dataset()), batch_size=8, seed=0)
+    return StandaloneTrainer(model, batches=batches, loss_fn=_loss, optimizer=opt, run_dir=run_dir, checkpoint_every=1, progress=False)
+
+
+def test_standalone_trainer_learns_and_resumes_exactly(tmp_path):
+    from oneshot.train import StandaloneTrainer
+
+    reference = _standalone(tmp_path / "ref").fit(8)
+    assert reference.steps == 8 and len(reference.losses) == 8 and reference.resumed_from is None
+    assert sum(reference.losses[-3:]) < sum(reference.losses[:3])
+    _standalone(tmp_path / "run").fit(3)
+    resumed = _standalone(tmp_path / "run")
+    result = resumed.fit(8)
+    assert result.resumed_from == 3 and result.losses == reference.losses[3:] and result.history == reference.history
+    with pytest.raises(TypeError, match="no sampler"):
+        StandaloneTrainer(resumed.model, sampler=None, batches=iter([]), loss_fn=_loss, optimizer=resumed.optimizer)

@@ -27,11 +27,50 @@ def test_score_heatmap(space, results, tmp_path):
     assert isinstance(fig, Figure)
     assert (tmp_path / "h.png").stat().st_size > 1000
     ax = fig.axes[0]
-    assert [t.get_text() for t in ax.texts] == ["backbone", "head", "inter"]
+    assert [t.get_text() for t in ax.texts[:3]] == ["backbone", "head", "inter"]
+    assert len(ax.texts) == 3 + sum(space.num_choices)  # every layer's candidates are named
     image = ax.images[0].get_array()
     assert image.shape == (6, 7)
     assert image.mask[4:, 0].all() and not image.mask[:, 3].any()  # 4-choice layer padded, 6-choice not
     assert len(ax.patches) == space.num_layers  # the argmax of every layer is outlined
+
+
+def test_score_heatmap_groups_interleaved_components():
+    # A U-Net's registration order: decoder and fusion layers alternate.
+    from oneshot.space import LayerSpec
+
+    layers = [
+        LayerSpec("enc.0", "encoder", ("k3", "k5", "k7")),
+        LayerSpec("dec.0", "decoder", ("bilinear", "transposed")),
+        LayerSpec("fuse.0", "fusion", ("add", "concat", "gate")),
+        LayerSpec("dec.1", "decoder", ("nearest", "transposed")),
+        LayerSpec("fuse.1", "fusion", ("add", "concat", "gate")),
+        LayerSpec("head", "head", ("conv1", "conv3")),
+    ]
+    space = SearchSpace(layers)
+    table = [[float(10 * layer + c) for c in range(n)] for layer, n in enumerate(space.num_choices)]
+    ax = plot_score_heatmap(table, space).axes[0]
+    order = [0, 1, 3, 2, 4, 5]  # encoder, decoder (layers 1, 3), fusion (2, 4), head
+    assert [t.get_text() for t in ax.get_xticklabels()] == [str(i) for i in order]
+    grid = ax.images[0].get_array()
+    for column, layer in enumerate(order):
+        assert list(grid[: space.num_choices[layer], column]) == table[layer]
+    titles = {t.get_text(): t.get_position()[0] for t in ax.texts[:4]}
+    assert titles == {"encoder": 0.0, "decoder": 1.5, "fusion": 3.5, "head": 5.0}
+    # each layer's own candidate names sit in its column, including the narrower layers' and
+    # the decoder layers whose names differ ("bilinear" vs "nearest")
+    cells = {(round(t.get_position()[0]), round(t.get_position()[1])): t.get_text() for t in ax.texts[4:]}
+    assert cells[(1, 0)] == "bilinear" and cells[(2, 0)] == "nearest" and cells[(5, 1)] == "conv3"
+    assert [ax.patches[i].get_xy()[0] + 0.5 for i in range(6)] == list(range(6))
+
+
+def test_viz_is_an_attribute_of_a_plain_import():
+    import subprocess
+    import sys
+
+    code = "import oneshot; print(oneshot.viz.plot_score_heatmap.__name__, oneshot.metrics.ConfusionMatrix.__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["plot_score_heatmap", "ConfusionMatrix"]
 
 
 def test_score_heatmap_rejects_a_result_without_table(space, results):

@@ -110,3 +110,11 @@ def test_missing_dataset_is_one_line(tmp_path, cache):
     assert proc.returncode == 1
     assert "not found" in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_example_input_is_one_image_at_the_evaluation_size(tmp_path):
+    from oneshot_panoptic.task import PanopticTask
+
+    config = load_config(PanopticConfig, preset=PRESETS["tiny"], overrides=["data.test_size=48"])
+    (image,) = PanopticTask(config, run_dir=tmp_path, device="cpu").example_input()
+    assert image.shape == (3, 48, 48) and image.dtype == torch.float32 and image.device.type == "cpu"

@@ -48,3 +48,18 @@ def test_build_with_options_and_budget(space):
         build_searcher("evolution", space, generation=3)
     with pytest.raises(ValueError, match="only 'seed'"):
         build_searcher("random", space, budget=5, batch_size=2)
+
+
+def test_budget_build_accepts_the_with_budget_options(space):
+    s = build_searcher("nsga2", space, budget=20, seed=1, objectives=["fitness", "-sq"])
+    assert [str(o) for o in s.objectives] == ["+fitness", "-sq"]
+    with pytest.raises(ValueError, match="'objectives', 'seed'"):
+        build_searcher("nsga2", space, budget=20, population_size=4)
+
+
+def test_a_typo_next_to_a_budget_is_an_unknown_option(space):
+    # the unknown-option check comes before the budget rule: a typo is named as such
+    with pytest.raises(ValueError, match="no option 'populaton'.*accepted") as err:
+        build_searcher("evolution", space, budget=60, populaton=3)
+    assert "only 'seed'" not in str(err.value)
+    assert build_searcher("evolution", space, budget=60, seed=3).seed == 3

@@ -23,7 +23,7 @@ from oneshot_panoptic.data import (
     split_paths,
     synthetic_sample,
 )
-from oneshot_panoptic.pq import PanopticQuality
+from oneshot_panoptic.evaluation import PanopticQuality
 from oneshot_panoptic.structures import PanopticSegmentation
 
 THINGS = {c["id"] for c in SYNTHETIC_CATEGORIES if c["isthing"]}
@@ -40,7 +40,7 @@ def _digest(root: Path) -> dict[str, str]:
 
 def test_cli_synth_round_trips_through_coco_panoptic(tmp_path: Path) -> None:
     out = tmp_path / "synth"
-    args = ["data", "synth", "--out", str(out), "--num-images", "10", "--size", "40", "--seed", "5"]
+    args = ["panoptic", "data", "synth", "--out", str(out), "--num-images", "10", "--size", "40", "--seed", "5"]
     result = CliRunner().invoke(cli, [*args, "--splits", "train=6,nas_val=2,val=2"])
     assert result.exit_code == 0, result.output
     for split, count in {"train": 6, "nas_val": 2, "val": 2}.items():
@@ -78,7 +78,7 @@ def test_cli_synth_round_trips_through_coco_panoptic(tmp_path: Path) -> None:
         and "Traceback" not in again.output
     )
     bad = CliRunner().invoke(
-        cli, ["data", "synth", "--out", str(tmp_path / "x"), "--splits", "train=0"]
+        cli, ["panoptic", "data", "synth", "--out", str(tmp_path / "x"), "--splits", "train=0"]
     )
     assert bad.exit_code != 0 and bad.output.startswith(
         "Error: split 'train' needs a positive weight"
@@ -86,6 +86,7 @@ def test_cli_synth_round_trips_through_coco_panoptic(tmp_path: Path) -> None:
     check = CliRunner().invoke(
         cli,
         [
+            "panoptic",
             "data",
             "validate",
             *sum(
