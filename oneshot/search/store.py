@@ -159,7 +159,7 @@ class EvaluationStore:
         for raw in path.read_bytes().split(b"\n"):
             try:
                 record = json.loads(raw)
-                if isinstance(record, dict) and record.get("type") == "eval":
+                if isinstance(record, dict) and record.get("type") in ("eval", "partial"):
                     space.from_json(record["arch"])
                     float(record["fitness"])
                     kept.append(json.dumps(record, allow_nan=True))
