@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	# torch and torchvision are resolved together from the registry (regular wheels, never a +cpu local build).
 	$(PY) -m pip install -q "torch>=2.4" "torchvision>=0.19"
-	$(PY) -m pip install -q -e ".[dev,panoptic,examples]"
+	$(PY) -m pip install -q -e ".[dev,panoptic,examples,export]"  # export: the ONNX round-trip tests (they skip without it)
 	# Test-only reference implementation of PQ (its metadata pins numpy<2 and unused extras).
 	-$(PY) -m pip install -q --no-deps panopticapi-lite
 	touch $(STAMP)

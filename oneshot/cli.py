@@ -306,20 +306,54 @@ def evaluate_arch_command(task: str | None, preset: str | None, config_path: str
 @cli.command("export")
 @_run_options
 @click.option("--arch", "arch_path", type=click.Path(dir_okay=False), default=None, help="architecture JSON [default: the run's architecture.json]")
-@click.option("--output", type=click.Path(dir_okay=False), default=None, help="file to write [default: RUN/exported.pt]")
-def export_command(task: str | None, preset: str | None, config_path: str | None, out: str | None, overrides: tuple[str, ...], device: str | None, quiet: bool, arch_path: str | None, output: str | None) -> None:
-    """Freeze an architecture with the supernet's weights into a standalone model file.
+@click.option("--format", "fmt", type=click.Choice(["state_dict", "torchscript", "onnx"]), default="state_dict", show_default=True, help="see docs/ship.md")
+@click.option("--output", type=click.Path(dir_okay=False), default=None, help="file to write [default: RUN/exported.pt, exported.ts.pt or exported.onnx]")
+def export_command(task: str | None, preset: str | None, config_path: str | None, out: str | None, overrides: tuple[str, ...], device: str | None, quiet: bool, arch_path: str | None, fmt: str, output: str | None) -> None:
+    """Export the found network: retrained weights when the run has them, else the supernet's.
 
-    Reads the run directory without changing its config (it may be read-only with --output elsewhere)."""
+    state_dict: weights + architecture + what rebuilds the network (oneshot.export.load_model);
+    torchscript / onnx: a program that runs without oneshot (the task says which part; an
+    unexportable part fails with one line naming it and the formats that work).
+
+    Reads the run directory without changing its config (it may be read-only with --output elsewhere).
+    """
     from pathlib import Path
 
     from oneshot.space import SearchSpace
 
     pipe = _open(task, preset, config_path, out, overrides, device, quiet, read_only=True)
-    model = pipe.load_supernet()
-    arch = pipe.found_architecture(SearchSpace.from_module(model), arch_path)
-    info = pipe.export(model, arch, Path(output) if output else pipe.run_dir / "exported.pt")
+    arch = pipe.found_architecture(SearchSpace.from_module(pipe.task.build_supernet()), arch_path)
+    suffix = {"state_dict": ".pt", "torchscript": ".ts.pt", "onnx": ".onnx"}[fmt]
+    info = pipe.export(arch, Path(output) if output else pipe.run_dir / f"exported{suffix}", fmt=fmt)
     click.echo(json.dumps(info, indent=1))
+
+
+@cli.command("predict")
+@_run_options
+@click.option("--images", "images", required=True, type=click.Path(file_okay=False), help="folder of images")
+@click.option("--output", "output", required=True, type=click.Path(file_okay=False), help="folder for the predictions")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None, help="a state_dict export [default: the run's found network, retrained when present]")
+@click.option("--arch", "arch_path", type=click.Path(dir_okay=False), default=None, help="architecture JSON [default: the run's architecture.json]")
+@click.option("--on-bad-image", type=click.Choice(["skip", "fail"]), default="skip", show_default=True, help="an unreadable image: skip it (one warning line) or stop")
+def predict_command(task: str | None, preset: str | None, config_path: str | None, out: str | None, overrides: tuple[str, ...], device: str | None, quiet: bool, images: str, output: str, model_path: str | None, arch_path: str | None, on_bad_image: str) -> None:
+    """Run the found network on a folder of images and write the task's predictions
+    (panoptic: COCO-panoptic PNGs + JSON, and colour overlays).
+
+    Reads the run directory without changing its config (it may be read-only)."""
+    from oneshot.ship import found_model, load_for_predict, predict_folder
+    from oneshot.space import SearchSpace
+
+    pipe = _open(task, preset, config_path, out, overrides, device, quiet, read_only=True)
+    pipe.prepare_data()
+    if model_path is not None:
+        model, source = load_for_predict(pipe.task, model_path), model_path
+    else:
+        arch = pipe.found_architecture(SearchSpace.from_module(pipe.task.build_supernet()), arch_path)
+        model, source = found_model(pipe, arch)
+    summary = predict_folder(pipe.task, model.to(pipe.device), images, output, on_bad_image=on_bad_image,  # type: ignore[arg-type]
+                             progress=not quiet, warn=lambda line: click.echo(line, err=True))
+    _echo(quiet, f"weights: {source}")
+    click.echo(json.dumps(summary, indent=1))
 
 
 @cli.command("repair-store")

@@ -72,7 +72,7 @@ from oneshot.search import (
 from oneshot.search.base import Searcher
 from oneshot.space import Architecture, SearchSpace
 from oneshot.study import Racing, Study
-from oneshot.supernet import count_flops_params, freeze
+from oneshot.supernet import freeze
 from oneshot.tasks import Stage, Task, get_task
 from oneshot.train import StandaloneTrainer, SupernetTrainer, load_checkpoint, save_checkpoint
 from oneshot.train.checkpoint import all_finite, nonfinite_tensors, peek_checkpoint, read_provenance
@@ -542,6 +542,10 @@ class Pipeline:
             columns=tuple(self.task_cls.report_columns),
         )
         self._check_learning(report)
+        # picture grid (oneshot.ship): a few val predictions, drawn before report.md links them
+        from oneshot.ship import write_prediction_grid
+
+        self.run.run_on_main(lambda: write_prediction_grid(self, result.best, supernet=model), "drawing predictions")
         self._write_report(report)
         self.run.run_on_main(lambda: self._plots(result, space, self.run.searcher_dir(result.searcher)), "plotting the search")
         if len(self.objectives()) > 1 or result.pareto:
@@ -601,7 +605,9 @@ class Pipeline:
         reports = [json.loads((self.run.searcher_dir(n) / RUN_FILES["report_json"]).read_text()) for n in names[:-1]]
         reports.append(latest.to_json())
         self.run.write_json(self.path("report_json"), {**latest.to_json(), "searchers": [r["searcher"] for r in reports]})
-        self.run.write_text(self.path("report_md"), summary_markdown(reports) + "\n" + latest.to_markdown())
+        from oneshot.ship import picture_grid_markdown
+
+        self.run.write_text(self.path("report_md"), summary_markdown(reports) + "\n" + latest.to_markdown() + picture_grid_markdown(self.run_dir))
 
     def _plot_summary(self, latest: SearchReport, space: SearchSpace) -> None:
         names = self._searcher_names(latest)
@@ -677,6 +683,10 @@ class Pipeline:
         retrained = RetrainResult(arch, dict(metrics), result.steps)
         self.run.run_on_main(lambda: torch.save(model.state_dict(), out_dir / "model_state.pt"), "writing the retrained model")
         self.run.write_json(done, retrained.to_json())
+        # the report's picture grid gains the retrained column
+        from oneshot.ship import write_prediction_grid
+
+        self.run.run_on_main(lambda: write_prediction_grid(self, arch, retrained=model), "drawing predictions")
         log.info("retrained %s: %d steps (%d in this run, %.1f s); val fitness %.4f",
                  arch.key, result.steps, result.steps_this_run, result.seconds, float(metrics["fitness"]))
         return retrained
@@ -697,12 +707,9 @@ class Pipeline:
         self._write_report(report)
         return report.retrained
 
-    def export(self, model: nn.Module, arch: Architecture, output: Path, *, example_input: Any | None = None) -> dict[str, Any]:
-        """Freeze ``arch`` with the supernet's weights and save the standalone module."""
-        frozen = freeze(model, arch).eval()
-        output.parent.mkdir(parents=True, exist_ok=True)
-        self.run.run_on_main(lambda: torch.save({"architecture": arch.to_json(), "model": frozen}, output), f"writing {output}")
-        info: dict[str, Any] = {"path": str(output), "params": sum(p.numel() for p in frozen.parameters())}
-        if example_input is not None:
-            info["flops"] = count_flops_params(model, arch, example_input).flops
-        return info
+    def export(self, arch: Architecture, output: Path, *, fmt: str = "state_dict") -> dict[str, Any]:
+        """Export ``arch`` (retrained weights when the run has them, else the supernet's) in
+        ``fmt`` (``state_dict``, ``torchscript``, ``onnx``; see :mod:`oneshot.ship`)."""
+        from oneshot.ship import export_run
+
+        return export_run(self, arch, output, fmt=fmt)

@@ -1,4 +1,8 @@
-"""Search spaces: choice layers grouped by component, and architectures as one choice per layer."""
+"""Search spaces: choice layers grouped by component, and architectures as one choice per layer.
+
+(Over 400 lines: the three types are one vocabulary, with the validation and JSON forms that
+every error message about an architecture goes through.)
+"""
 
 from __future__ import annotations
 

@@ -123,6 +123,69 @@ class Task(ABC):
         """Evaluate a frozen, retrained model; metrics dict with a ``"fitness"`` key."""
         raise NotImplementedError(f"task {self.name!r} does not support evaluating standalone models")
 
+    # ----------------------------------------------------------------- shipping (docs/ship.md)
+    def standalone_model(self, supernet: nn.Module, arch: Architecture) -> nn.Module:
+        """``arch`` frozen out of the trained supernet with its inherited weights, ready to use as
+        :meth:`evaluate` scores it (override to recalibrate BatchNorm first). Default: frozen, eval."""
+        from oneshot.supernet import freeze
+
+        return freeze(supernet, arch).eval()
+
+    def model_spec(self) -> dict[str, Any]:
+        """JSON-able data from which :meth:`build_model` rebuilds a frozen network without the
+        run directory or the data (saved in ``state_dict`` exports). Default: the whole config."""
+        return {"config": self.config.model_dump(mode="json")}
+
+    @classmethod
+    def build_model(cls, spec: Mapping[str, Any], arch: Architecture | Mapping[str, Any]) -> nn.Module:
+        """The frozen network of ``arch`` (an :class:`Architecture` or its JSON) with fresh weights,
+        from a :meth:`model_spec`; on the CPU, eval mode. Default: the task rebuilt from the saved
+        config builds its supernet, which is frozen."""
+        import tempfile
+
+        from oneshot.space import SearchSpace
+        from oneshot.supernet import freeze
+
+        config = cls.config_class.model_validate(spec["config"])
+        task = cls(config, run_dir=tempfile.gettempdir(), device="cpu", progress=False)
+        supernet = task.build_supernet()
+        if not isinstance(arch, Architecture):
+            arch = Architecture.from_json(SearchSpace.from_module(supernet), dict(arch))
+        return freeze(supernet, arch).eval()
+
+    def export_part(self, model: nn.Module) -> Any:
+        """What TorchScript and ONNX export of the frozen ``model``: an
+        :class:`oneshot.export.ExportPart`. Default: the whole model on :meth:`example_input`."""
+        from oneshot.export import ExportPart
+
+        x = self.example_input()
+        example = tuple(x) if isinstance(x, (list, tuple)) else (x,)
+        return ExportPart(model, example, f"the whole {self.name} network", fixed_shape=False)
+
+    def load_image(self, path: str | Path) -> torch.Tensor:
+        """One input image file as the model takes it: ``(3, H, W)`` float in ``[0, 1]`` (default)."""
+        import numpy as np
+        from PIL import Image
+
+        with Image.open(path) as img:
+            array = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+        return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+    def predict(self, model: nn.Module, images: Sequence[Any]) -> list[Any]:
+        """Predictions of the frozen ``model`` for ``images`` (tensors ``(3, H, W)`` in ``[0, 1]`` or
+        PIL images), one per image; what a prediction is, the task decides."""
+        raise NotImplementedError(f"task {self.name!r} does not support predictions")
+
+    def prediction_writer(self, output_dir: str | Path) -> Any:
+        """An object with ``add(name, image, prediction)`` and ``close() -> dict`` that writes
+        predictions under ``output_dir`` (used by ``oneshot predict``)."""
+        raise NotImplementedError(f"task {self.name!r} does not support writing predictions")
+
+    def example_pictures(self, models: Mapping[str, nn.Module], *, count: int = 3) -> list[list[tuple[str, Any]]]:
+        """Rows of ``(title, HxWx3 uint8 picture)`` for the report's picture grid: a few ``val``
+        inputs, their ground truth and each model's prediction. Default: none."""
+        return []
+
     def param_groups(self, model: nn.Module, *, stage: Stage = "supernet") -> list[dict[str, Any]]:
         """Optimizer parameter groups for ``stage`` (``"supernet"`` training or ``"retrain"``).
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -149,3 +150,38 @@ class ToyTask(Task):
     def evaluate_standalone(self, model: nn.Module, *, split: str = "val") -> dict[str, float]:
         acc = self._accuracy(model, split)
         return {"fitness": acc, "accuracy": acc}
+
+    def standalone_model(self, supernet: nn.Module, arch: Architecture) -> nn.Module:
+        """``arch`` frozen after BN recalibration on training images, as :meth:`evaluate` scores it."""
+        from oneshot.supernet import freeze
+
+        train_x = self._data("train").tensors[0].to(self.device)
+        count = min(len(train_x), 32 * self.config.eval.bn_batches)
+        with activate(supernet, arch):
+            recalibrate_bn(supernet, (train_x[i : i + 32] for i in range(0, count, 32)))
+            return freeze(supernet, arch).eval()
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, images: Sequence[Any]) -> list[int]:
+        """The class index of each ``(3, H, W)`` image."""
+        x = torch.stack([torch.as_tensor(img, dtype=torch.float32) for img in images]).to(self.device)
+        return [int(c) for c in model.eval()(x).argmax(1)]
+
+    def prediction_writer(self, output_dir: str | Path) -> _ClassWriter:
+        return _ClassWriter(Path(output_dir))
+
+
+class _ClassWriter:
+    """``predictions.json``: ``{image name: class index}``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.classes = folder, {}  # type: ignore[var-annotated]
+
+    def add(self, name: str, image: Any, prediction: int) -> None:
+        self.classes[name] = prediction
+
+    def close(self) -> dict[str, Any]:
+        from oneshot.files import atomic_write_json
+
+        path = atomic_write_json(self.folder / "predictions.json", self.classes)
+        return {"predictions": str(path)}

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from oneshot.search.base import SearchResult
     from oneshot.space import SearchSpace
 
-__all__ = ["plot_best_so_far", "plot_explored_models", "plot_score_heatmap", "plot_training_loss"]
+__all__ = ["plot_best_so_far", "plot_explored_models", "plot_picture_grid", "plot_score_heatmap", "plot_training_loss"]
 
 PathLike = str | os.PathLike[str]
 
@@ -233,3 +233,24 @@ def plot_training_loss(
     ax.set_title(title)
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def plot_picture_grid(rows: Sequence[Sequence[tuple[str, Any]]], *, path: PathLike | None = None, cell: float = 2.0) -> Figure:
+    """A grid of pictures: one row per example, ``(title, (H, W, 3) uint8 array)`` per cell; the
+    titles of the first row head the columns (every row has the same columns)."""
+    if not rows:
+        raise ValueError("no pictures to plot")
+    ncols = max(len(r) for r in rows)
+    fig = _figure((cell * ncols, cell * len(rows)))
+    axes = fig.subplots(len(rows), ncols, squeeze=False)
+    for i, row in enumerate(rows):
+        for j in range(ncols):
+            ax = axes[i][j]
+            ax.set_axis_off()
+            if j < len(row):
+                title, picture = row[j]
+                ax.imshow(np.asarray(picture), interpolation="nearest")
+                if i == 0:
+                    ax.set_title(title, fontsize=9)
+    return _save(fig, path)
+

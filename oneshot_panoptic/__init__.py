@@ -40,6 +40,12 @@ from oneshot_panoptic.modeling import (
     published_architecture,
     stuff_area_limit,
 )
+from oneshot_panoptic.ship import (
+    DenseAutoPanoptic,
+    PanopticPredictionWriter,
+    build_model,
+    predict_panoptic_images,
+)
 from oneshot_panoptic.structures import (
     IGNORE_LABEL,
     PanopticMetadata,
@@ -47,6 +53,7 @@ from oneshot_panoptic.structures import (
     SegmentInfo,
 )
 from oneshot_panoptic.task import PanopticTask
+from oneshot_panoptic.visualize import overlay_panoptic
 
 __all__ = [
     "AutoPanoptic",
@@ -55,6 +62,7 @@ __all__ = [
     "BackboneSpec",
     "COCO_REFERENCE_AREA",
     "CocoPanoptic",
+    "DenseAutoPanoptic",
     "DEFAULT_LR_MULTIPLIERS",
     "IGNORE_LABEL",
     "MODEL_PRESETS",
@@ -62,6 +70,7 @@ __all__ = [
     "PanopticConfig",
     "PanopticEvaluator",
     "PanopticMetadata",
+    "PanopticPredictionWriter",
     "PanopticQuality",
     "PanopticSegmentation",
     "PanopticTask",
@@ -70,14 +79,17 @@ __all__ = [
     "ShuffleNetV2Supernet",
     "autopanoptic_search_space",
     "build_autopanoptic",
+    "build_model",
     "build_transforms",
     "collate_fn",
     "ensure_synthetic_dataset",
     "evaluate_panoptic_files",
     "format_pq_table",
     "generate_synthetic_dataset",
+    "overlay_panoptic",
     "panoptic_fusion",
     "param_groups",
+    "predict_panoptic_images",
     "prepare_ground_truth",
     "published_architecture",
     "split_paths",

@@ -114,8 +114,15 @@ def parse_splits(text: str) -> dict[str, float]:
     show_default=True,
     help="Split weights NAME=WEIGHT,...; images are shared out in proportion.",
 )
+@click.option(
+    "--variant",
+    default="standard",
+    show_default=True,
+    type=click.Choice(["standard", "bench"]),
+    help="standard scenes, or bench: scenes on which the architecture matters (docs/data.md).",
+)
 @click.option("--overwrite", is_flag=True, help="Replace existing split folders.")
-def synth(out: Path, num_images: int, size: int, seed: int, splits: str, overwrite: bool) -> None:
+def synth(out: Path, num_images: int, size: int, seed: int, splits: str, variant: str, overwrite: bool) -> None:
     """Write the synthetic panoptic dataset (JPEG images, panoptic PNGs, JSON per split)."""
     from oneshot_panoptic.data.synthetic import generate_synthetic_dataset
 
@@ -124,7 +131,7 @@ def synth(out: Path, num_images: int, size: int, seed: int, splits: str, overwri
         raise DatasetError(f"--num-images {num_images} cannot fill {len(weights)} splits")
     start = time.perf_counter()
     paths = generate_synthetic_dataset(
-        out, num_images=num_images, size=size, seed=seed, splits=weights, overwrite=overwrite
+        out, num_images=num_images, size=size, seed=seed, splits=weights, overwrite=overwrite, variant=variant
     )
     elapsed = time.perf_counter() - start
     for split, p in paths.items():

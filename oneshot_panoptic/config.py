@@ -44,6 +44,9 @@ class SyntheticDataConfig(StrictModel):
     size: int = Field(128, ge=32, description="side of the square images in pixels")
     seed: int = 0
     splits: dict[str, float] = Field(default_factory=lambda: {"train": 0.7, "nas_val": 0.15, "val": 0.15})
+    variant: Literal["standard", "bench"] = Field(
+        "standard", description="standard: the demo scenes; bench: scenes on which the architecture matters (docs/data.md)"
+    )
 
     @model_validator(mode="after")
     def _three_splits(self) -> SyntheticDataConfig:
@@ -130,6 +133,22 @@ PRESETS: dict[str, dict[str, Any]] = {
         "eval": {"bn_batches": 4, "bn_batch_size": 4, "batch_size": 8},
         "search": {"searcher": "path-priority", "options": {"path-priority": {"cycles": 5}}, "random_baselines": 5},
         "retrain": {"iterations": 600, "batch_size": 2, "lr": 0.02, "warmup_iterations": 50, "checkpoint_every": 100, "grad_clip": 10.0},
+    },
+    # The search-policy benchmark on the 2-core CPU: `bench` scenes (docs/data.md), on which
+    # architectures differ (seed criterion in docs/benchmark-runs/bench-criterion.md).
+    "bench": {
+        "data": {
+            "synthetic": {"num_images": 400, "size": 96, "variant": "bench"},
+            "short_sizes": [96], "test_size": 96, "max_size": 96,
+        },
+        "model": {"preset": "tiny", "overrides": {"semantic_loss_weight": 1.0}},
+        "train": {
+            "iterations": 2400, "batch_size": 2, "lr": 0.02, "warmup_iterations": 200, "checkpoint_every": 200,
+            "grad_clip": 10.0, "sampler": "uniform", "paths_per_step": 1,
+        },
+        "eval": {"bn_batches": 4, "bn_batch_size": 4, "batch_size": 8},
+        "search": {"searcher": "path-priority", "options": {"path-priority": {"cycles": 5}}, "random_baselines": 5},
+        "retrain": {"iterations": 400, "batch_size": 2, "lr": 0.02, "warmup_iterations": 40, "checkpoint_every": 100, "grad_clip": 10.0},
     },
     # A few minutes on one GPU: 300M backbone on larger synthetic images.
     "small": {

@@ -50,9 +50,11 @@ class PanopticTask(Task):
 
         syn = data.synthetic
         root = default_cache_dir() if data.cache_dir is None else data.cache_dir
-        folder = f"synthetic-{syn.size}px-{syn.num_images}-seed{syn.seed}"
+        variant = "" if syn.variant == "standard" else f"{syn.variant}-"
+        folder = f"synthetic-{variant}{syn.size}px-{syn.num_images}-seed{syn.seed}"
         paths = ensure_synthetic_dataset(
-            f"{root}/{folder}", num_images=syn.num_images, size=syn.size, seed=syn.seed, splits=syn.splits
+            f"{root}/{folder}", num_images=syn.num_images, size=syn.size, seed=syn.seed, splits=syn.splits,
+            variant=syn.variant,
         )
         return {
             s: SplitConfig(image_dir=str(p.image_dir), panoptic_json=str(p.panoptic_json), panoptic_dir=str(p.panoptic_dir))
@@ -220,3 +222,83 @@ class PanopticTask(Task):
     def evaluate_standalone(self, model: nn.Module, *, split: str = "val") -> dict[str, float]:
         """PQ and semantic metrics of a frozen (retrained) model on ``split``."""
         return self._score(model, split)
+
+    # ----------------------------------------------------------------- shipping (docs/ship.md)
+    def standalone_model(self, supernet: nn.Module, arch: Architecture) -> nn.Module:
+        """``arch`` frozen after BN recalibration on training images, as :meth:`evaluate` scores it."""
+        from oneshot.supernet import freeze
+
+        with activate(supernet, arch):
+            if self.config.eval.bn_batches > 0:
+                recalibrate_bn(supernet, self._bn_batches, forward=lambda m, images: m.forward_for_bn_recalibration(images))
+            return freeze(supernet, arch).eval()
+
+    def model_spec(self) -> dict[str, Any]:
+        """Preset, options and categories: what :func:`oneshot_panoptic.ship.build_model` needs,
+        and the evaluation-time resizing and fusion options :meth:`predict` uses."""
+        e, d = self.config.eval, self.config.data
+        return {
+            "preset": self.config.model.preset,
+            "overrides": dict(self.config.model.overrides),
+            "num_things": self.metadata.num_things,
+            "num_stuff": self.metadata.num_stuff,
+            "categories": [dict(c) for c in self.metadata.categories],
+            "test_size": d.test_size,
+            "max_size": d.max_size,
+            "postprocess": self._postprocess_options(),
+            "bn_recalibrated_on": "training images" if e.bn_batches > 0 else None,
+        }
+
+    @classmethod
+    def build_model(cls, spec: Mapping[str, Any], arch: Any) -> nn.Module:
+        from oneshot_panoptic.ship import build_model
+
+        return build_model(arch, spec["preset"], num_things=spec["num_things"], num_stuff=spec["num_stuff"], **spec["overrides"])
+
+    def export_part(self, model: nn.Module) -> Any:
+        """The dense part (:class:`~oneshot_panoptic.ship.DenseAutoPanoptic`) at the evaluation size."""
+        from oneshot_panoptic.ship import dense_export_part
+
+        return dense_export_part(model, self.config.data.test_size)  # type: ignore[arg-type]
+
+    def _postprocess_options(self) -> dict[str, Any]:
+        e = self.config.eval
+        return {
+            "instance_score_threshold": e.instance_score_threshold,
+            "overlap_threshold": e.overlap_threshold,
+            "stuff_area_threshold": e.stuff_area_threshold,
+            "reference_area": e.reference_area,
+        }
+
+    def predict(self, model: nn.Module, images: Sequence[Any]) -> list[Any]:
+        """Panoptic segmentations (:class:`PanopticSegmentation`, dataset category ids) of
+        ``images`` (tensors ``(3, H, W)`` in ``[0, 1]`` or PIL images) at their own sizes."""
+        from oneshot_panoptic.ship import predict_panoptic_images
+
+        d = self.config.data
+        return predict_panoptic_images(
+            model, images, self.metadata, test_size=d.test_size, max_size=d.max_size,  # type: ignore[arg-type]
+            device=self.device, **self._postprocess_options(),
+        )
+
+    def prediction_writer(self, output_dir: Any) -> Any:
+        from oneshot_panoptic.ship import PanopticPredictionWriter
+
+        return PanopticPredictionWriter(output_dir, self.metadata)
+
+    def example_pictures(self, models: Mapping[str, nn.Module], *, count: int = 3) -> list[list[tuple[str, Any]]]:
+        """Per ``val`` image (the first ``count``): input | ground truth | each model's prediction."""
+        from oneshot_panoptic.visualize import overlay_panoptic, to_uint8_image
+
+        ds = self._dataset("val", train=False)
+        rows = []
+        for i in range(min(count, len(ds))):
+            image = to_uint8_image(ds._read_image(i))
+            tensor = torch.from_numpy(image).permute(2, 0, 1).float() / 255
+            row = [("input", image), ("ground truth", overlay_panoptic(image, ds.load_panoptic(i), self.metadata, labels=False))]
+            for title, model in models.items():
+                pred = self.predict(model, [tensor])[0]
+                row.append((title, overlay_panoptic(image, pred, self.metadata, labels=False)))
+            rows.append(row)
+        return rows
+

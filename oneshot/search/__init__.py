@@ -36,6 +36,7 @@ from oneshot.search.registry import (
     register_searcher,
 )
 from oneshot.search.store import EvaluationStore, StoreError
+from oneshot.search.surrogate import MatchKernelGP, SurrogateSearcher
 
 for _cls in (
     PathPrioritySearcher,
@@ -45,6 +46,7 @@ for _cls in (
     MultiObjectiveRandomSearcher,
     NSGA2Searcher,
     TPESearcher,
+    SurrogateSearcher,
 ):
     register_searcher(_cls)
 
@@ -72,6 +74,7 @@ __all__ = [
     "Fitness",
     "FitnessValue",
     "HistoryEntry",
+    "MatchKernelGP",
     "PathPrioritySearcher",
     "RandomSearcher",
     "ScoreTable",
@@ -79,6 +82,7 @@ __all__ = [
     "SearchResult",
     "Searcher",
     "StoreError",
+    "SurrogateSearcher",
     "VerifiedPathPrioritySearcher",
     "available_searchers",
     "batch_fitness",

@@ -13,6 +13,9 @@ Under ``torchrun`` (a process group is initialised) every process draws the same
 the same seeded sampler, reads its own shard of the data, accumulates its window locally, and the
 gradients are averaged across processes once per window
 (:func:`oneshot.distributed.all_reduce_gradients`); rank 0 writes the checkpoints.
+
+(Over 400 lines because the training state machine, its checkpointed state and its distributed
+variant are one class whose parts must change together.)
 """
 
 from __future__ import annotations

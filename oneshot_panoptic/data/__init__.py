@@ -11,14 +11,17 @@ from oneshot_panoptic.data.panoptic_io import (
 from oneshot_panoptic.data.synthetic import (
     DEFAULT_SPLITS,
     SYNTHETIC_CATEGORIES,
+    VARIANTS,
     SplitPaths,
     SyntheticSample,
+    categories_of,
     ensure_synthetic_dataset,
     generate_synthetic_dataset,
     split_counts,
     split_paths,
     synthetic_sample,
 )
+from oneshot_panoptic.data.synthetic_bench import BENCH_CATEGORIES, BENCH_STUFF_PAIRS
 from oneshot_panoptic.data.transforms import (
     Compose,
     RandomHorizontalFlip,
@@ -30,6 +33,8 @@ from oneshot_panoptic.data.transforms import (
 )
 
 __all__ = [
+    "BENCH_CATEGORIES",
+    "BENCH_STUFF_PAIRS",
     "CocoPanoptic",
     "Compose",
     "DEFAULT_SPLITS",
@@ -39,7 +44,9 @@ __all__ = [
     "SplitPaths",
     "SyntheticSample",
     "Target",
+    "VARIANTS",
     "build_transforms",
+    "categories_of",
     "collate_fn",
     "ensure_synthetic_dataset",
     "generate_synthetic_dataset",

@@ -13,7 +13,9 @@ Layout written by :func:`generate_synthetic_dataset`, one folder per split::
     DIR/{split}/panoptic.json                 images, annotations (segments_info), categories
 
 Every image is drawn from its own generator seeded by ``(seed, image_id)``, so the files depend
-only on the seed, the size and the split sizes.
+only on the seed, the size, the split sizes and the variant (``bench``: harder scenes, drawn by
+:mod:`oneshot_panoptic.data.synthetic_bench`). Over 400 lines because the scene drawing and the
+file writing share private helpers that the bench variant reuses.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 import numpy as np
 
@@ -34,6 +36,9 @@ from oneshot_panoptic.structures import PanopticSegmentation, SegmentInfo
 
 __all__ = [
     "SYNTHETIC_CATEGORIES",
+    "VARIANTS",
+    "Variant",
+    "categories_of",
     "DEFAULT_SPLITS",
     "SplitPaths",
     "SyntheticSample",
@@ -79,6 +84,27 @@ SYNTHETIC_CATEGORIES: tuple[dict[str, Any], ...] = (
         "color": [160, 120, 95],
     },
 )
+
+Variant = Literal["standard", "bench"]
+#: ``standard``: the scenes described above; ``bench``: harder scenes on which the architecture
+#: matters (:mod:`oneshot_panoptic.data.synthetic_bench`).
+VARIANTS: tuple[str, ...] = get_args(Variant)
+
+
+def categories_of(variant: str = "standard") -> tuple[dict[str, Any], ...]:
+    """The COCO ``categories`` of a variant's images."""
+    _check_variant(variant)
+    if variant == "bench":
+        from oneshot_panoptic.data.synthetic_bench import BENCH_CATEGORIES
+
+        return BENCH_CATEGORIES
+    return SYNTHETIC_CATEGORIES
+
+
+def _check_variant(variant: str) -> None:
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown synthetic variant {variant!r}; choose from {list(VARIANTS)}")
+
 
 DEFAULT_SPLITS: dict[str, float] = {"train": 0.7, "nas_val": 0.15, "val": 0.15}
 
@@ -242,18 +268,24 @@ class _Labels:
         return len(self.kinds)
 
 
-def synthetic_sample(size: int, rng: np.random.Generator) -> SyntheticSample:
+def synthetic_sample(size: int, rng: np.random.Generator, variant: str = "standard") -> SyntheticSample:
     """Draw one synthetic panoptic image.
 
     Args:
         size: side of the square image in pixels (64-512 is sensible; things stay >= ~size/16).
         rng: the random generator (the image depends on nothing else).
+        variant: ``standard`` or ``bench`` (see :data:`VARIANTS`).
 
     Returns:
         ``image`` (size, size, 3) uint8 and ``panoptic`` with an (size, size) uint32 id map and
         segments (``id``, ``category_id``, ``iscrowd``, ``area``, ``bbox`` = [x, y, w, h]); ids
         are distinct random values in ``[1, 2**24)``, like COCO's colour-coded ids.
     """
+    _check_variant(variant)
+    if variant == "bench":
+        from oneshot_panoptic.data.synthetic_bench import bench_sample
+
+        return bench_sample(size, rng)
     if size < 16:
         raise ValueError(f"synthetic images need size >= 16, got {size}")
     labels = _Labels(size)
@@ -418,8 +450,8 @@ def split_counts(num_images: int, splits: Mapping[str, float]) -> dict[str, int]
     return counts
 
 
-def _info(size: int, seed: int, counts: Mapping[str, int], split: str) -> dict[str, Any]:
-    return {
+def _info(size: int, seed: int, counts: Mapping[str, int], split: str, variant: str) -> dict[str, Any]:
+    info = {
         "description": "oneshot synthetic panoptic dataset",
         "generator_version": GENERATOR_VERSION,
         "size": size,
@@ -427,6 +459,9 @@ def _info(size: int, seed: int, counts: Mapping[str, int], split: str) -> dict[s
         "splits": dict(counts),
         "split": split,
     }
+    if variant != "standard":  # standard datasets written before variants existed stay valid
+        info["variant"] = variant
+    return info
 
 
 def generate_synthetic_dataset(
@@ -438,6 +473,7 @@ def generate_synthetic_dataset(
     splits: Mapping[str, float] | None = None,
     overwrite: bool = False,
     jpeg_quality: int = 92,
+    variant: str = "standard",
 ) -> dict[str, SplitPaths]:
     """Write the synthetic dataset in COCO-panoptic format, one folder per split.
 
@@ -448,6 +484,7 @@ def generate_synthetic_dataset(
         seed: the only source of randomness; the same arguments give the same files.
         splits: split name -> weight (default ``train 0.7, nas_val 0.15, val 0.15``).
         overwrite: replace existing split folders instead of refusing.
+        variant: ``standard`` or ``bench`` (see :data:`VARIANTS`).
 
     Returns:
         split name -> :class:`SplitPaths`.
@@ -457,6 +494,7 @@ def generate_synthetic_dataset(
     """
     from PIL import Image
 
+    _check_variant(variant)
     counts = split_counts(num_images, dict(splits or DEFAULT_SPLITS))
     root = Path(out_dir)
     for split in counts:
@@ -475,7 +513,7 @@ def generate_synthetic_dataset(
         images, annotations = [], []
         for _ in range(count):
             image_id += 1
-            sample = synthetic_sample(size, np.random.default_rng([seed, image_id]))
+            sample = synthetic_sample(size, np.random.default_rng([seed, image_id]), variant)
             stem = f"{image_id:06d}"
             Image.fromarray(sample.image).save(
                 paths.image_dir / f"{stem}.jpg", quality=jpeg_quality
@@ -494,10 +532,10 @@ def generate_synthetic_dataset(
                 }
             )
         data = {
-            "info": _info(size, seed, counts, split),
+            "info": _info(size, seed, counts, split, variant),
             "images": images,
             "annotations": annotations,
-            "categories": [dict(c) for c in SYNTHETIC_CATEGORIES],
+            "categories": [dict(c) for c in categories_of(variant)],
         }
         paths.panoptic_json.write_text(json.dumps(data), encoding="utf-8")
         result[split] = paths
@@ -511,6 +549,7 @@ def ensure_synthetic_dataset(
     size: int = 128,
     seed: int = 0,
     splits: Mapping[str, float] | None = None,
+    variant: str = "standard",
 ) -> dict[str, SplitPaths]:
     """Return the dataset under ``out_dir``, generating it unless the same one is already there."""
     counts = split_counts(num_images, dict(splits or DEFAULT_SPLITS))
@@ -518,7 +557,7 @@ def ensure_synthetic_dataset(
     try:
         found = all(
             json.loads(p.panoptic_json.read_text(encoding="utf-8")).get("info")
-            == _info(size, seed, counts, s)
+            == _info(size, seed, counts, s, variant)
             for s, p in paths.items()
         )
     except (OSError, json.JSONDecodeError):
@@ -526,5 +565,5 @@ def ensure_synthetic_dataset(
     if found:
         return paths
     return generate_synthetic_dataset(
-        out_dir, num_images=num_images, size=size, seed=seed, splits=splits, overwrite=True
+        out_dir, num_images=num_images, size=size, seed=seed, splits=splits, overwrite=True, variant=variant
     )

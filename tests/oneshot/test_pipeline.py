@@ -141,11 +141,12 @@ def test_retrain_and_export(reference_run, tmp_path):
     metrics = json.loads(proc.stdout)
     assert metrics["accuracy"] > 60 and metrics["retrain_steps"] == 30
     target = tmp_path / "m.pt"
-    _run(["export", "--task", "toy", "--out", str(reference_run), "--output", str(target), "--quiet"])
-    saved = torch.load(target, weights_only=False)
+    info = json.loads(_run(["export", "--task", "toy", "--out", str(reference_run), "--output", str(target), "--quiet"]).stdout)
+    assert info["weights"] == "retrained" and info["format"] == "state_dict"
     from oneshot import ChoiceLayer
+    from oneshot.export import load_model
 
-    assert not any(isinstance(m, ChoiceLayer) for m in saved["model"].modules())
+    assert not any(isinstance(m, ChoiceLayer) for m in load_model(target).modules())
 
 
 def test_overrides_on_a_resumed_run_apply_to_its_own_config(tmp_path):

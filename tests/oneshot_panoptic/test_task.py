@@ -74,6 +74,8 @@ def test_report_and_architecture(reference):
     assert report["search_cost"]["evaluations"] == 12
     for name in ("scores.png", "explored.png", "training_loss.png", "report.md"):
         assert (reference / name).exists()
+    assert "![predictions](predictions.png)" in (reference / "report.md").read_text()
+    assert (reference / "predictions.png").exists()
 
 
 @pytest.mark.parametrize("kill_at", ["train:3", "search:6"])
@@ -118,3 +120,36 @@ def test_example_input_is_one_image_at_the_evaluation_size(tmp_path):
     config = load_config(PanopticConfig, preset=PRESETS["tiny"], overrides=["data.test_size=48"])
     (image,) = PanopticTask(config, run_dir=tmp_path, device="cpu").example_input()
     assert image.shape == (3, 48, 48) and image.dtype == torch.float32 and image.device.type == "cpu"
+
+
+def test_predict_command_writes_scored_files_and_handles_bad_images(reference, cache, tmp_path):
+    import shutil
+
+    val = next(Path(cache).glob("synthetic-*/val"))
+    images = tmp_path / "images"
+    shutil.copytree(val / "images", images)
+    (images / "zz_broken.jpg").write_bytes(b"not a jpeg")
+    proc = _run(["predict", "--out", str(reference), "--images", str(images), "--output", str(tmp_path / "pred"), "--quiet"], cache=cache)
+    summary = json.loads(proc.stdout)
+    assert summary["skipped"] == [str(images / "zz_broken.jpg")] and "zz_broken" in proc.stderr
+    assert len(list((tmp_path / "pred" / "overlays").glob("*.png"))) == summary["images"] == len(list((val / "images").iterdir()))
+    scored = _run(["panoptic", "evaluate", "--gt-json", str(val / "panoptic.json"), "--gt-folder", str(val / "panoptic"),
+                   "--pred-json", summary["pred_json"], "--pred-folder", summary["pred_folder"], "--json"], cache=cache)
+    assert "All" in json.loads(scored.stdout) or "pq" in scored.stdout
+    refused = _run(["predict", "--out", str(reference), "--images", str(images), "--output", str(tmp_path / "p2"), "--quiet",
+                    "--on-bad-image", "fail"], cache=cache, check=False)
+    assert refused.returncode == 1 and "zz_broken.jpg" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_bench_preset_generates_the_bench_variant(tmp_path):
+    from oneshot_panoptic.data import categories_of
+    from oneshot_panoptic.task import PanopticTask
+
+    config = load_config(PanopticConfig, preset=PRESETS["bench"], overrides=[
+        f"data.cache_dir={tmp_path}", "data.synthetic.num_images=12", "data.synthetic.size=48",
+    ])
+    task = PanopticTask(config, run_dir=tmp_path / "run")
+    paths = task._split_paths()
+    assert "bench" in paths["train"].image_dir
+    names = {c["name"] for c in json.loads(Path(paths["train"].panoptic_json).read_text())["categories"]}
+    assert names == {c["name"] for c in categories_of("bench")}

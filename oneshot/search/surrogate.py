@@ -1,0 +1,412 @@
+"""Surrogate-model search for few noisy evaluations (beyond the paper).
+
+A Gaussian process whose kernel counts matching layers is the Bayesian form of a ridge model with
+one effect per (layer, choice) (the additive model of ``path-priority-verify``) plus one effect per
+pair of (layer, choice) (pairwise interactions), plus a short-range term for higher orders::
+
+    k(a, b) = s2 * ((1 - w_pair - w_local) * m / L
+                    + w_pair * m (m - 1) / (L (L - 1))
+                    + w_local * exp(-(L - m) / (L * 0.15)))          m = #layers where a, b agree
+
+The kernel is computed with one matrix product of one-hot encodings, so its cost does not grow
+with the number of pairs. ``s2`` is profiled out of the marginal likelihood; ``w_pair``,
+``w_local`` and the noise share are chosen on a small grid by marginal likelihood at every refit.
+
+1. **Design**: the first ``init_fraction`` of the budget is whole fair windows (as path-priority).
+2. **Acquire**: per batch, refit on every evaluation so far and pick the ``batch_size`` best
+   not-yet-evaluated candidates by ``mean + beta * std`` (kriging believer: the variance of the
+   other candidates shrinks after each pick, so a batch is not ``batch_size`` copies of one idea).
+   ``beta`` decays linearly from ``beta`` to 0 over the budget, so the last batches exploit.
+   Candidates are the whole space when it has at most ``max_enumerate`` architectures, otherwise
+   ``num_random`` random architectures and the evaluated ones, improved by a few rounds of local
+   search on the acquisition (all one-layer mutants of the 20 best).
+3. **Select**: among evaluated architectures, the best *posterior mean* (the model's estimate
+   given every measurement, which shrinks a lucky noisy measurement toward what its neighbours say),
+   not the best single measurement (the winner's curse). The mean is averaged over the whole
+   hyperparameter grid, weighted by marginal likelihood (``model_average``): with few noisy
+   evaluations several kernels (with or without interactions) are about equally likely, and
+   picking one of them by a hair made the choice jumpy.
+
+No architecture is evaluated twice: a one-shot supernet's error on an architecture is a fixed bias
+(evaluating it again gives the same value, as the tabular benchmarks model it), so a re-measurement
+would spend budget for no information; the model pools neighbours' measurements instead.
+
+(A little over 400 lines: the GP and the searcher that drives it share private state and are
+kept together.)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from oneshot.sampling import FairSampler
+from oneshot.search.base import Searcher, SearchError
+from oneshot.space import Architecture, SearchSpace
+
+__all__ = ["MatchKernelGP", "SurrogateSearcher"]
+
+_LOCAL_LENGTH = 0.15
+_PAIR_GRID = (0.0, 0.3, 0.6)
+_LOCAL_GRID = (0.0, 0.2)
+_NOISE_GRID = (0.001, 0.01, 0.05, 0.15, 0.3, 0.6)
+_LOCAL_ROUNDS = 3
+_LOCAL_PARENTS = 20
+_TS_POOL = 400
+
+
+class MatchKernelGP:
+    """A GP on categorical architectures with the matching-layer kernel (module docstring).
+
+    Fit on ``(n, L)`` integer choices and fitness values; predicts the posterior mean and standard
+    deviation (in fitness units) of ``(N, L)`` choices.
+    """
+
+    def __init__(self, num_choices: tuple[int, ...], *, complexity_penalty: float = 0.0) -> None:
+        self.num_choices = num_choices
+        self.complexity_penalty = float(complexity_penalty)
+        self.offsets = np.cumsum([0, *num_choices])[:-1]
+        self.num_layers = len(num_choices)
+        self.params: tuple[float, float, float] = (0.3, 0.0, 0.1)  # w_pair, w_local, noise share
+
+    def onehot(self, choices: np.ndarray) -> np.ndarray:
+        x = np.zeros((len(choices), int(sum(self.num_choices))))
+        rows = np.repeat(np.arange(len(choices)), self.num_layers)
+        x[rows, (np.asarray(choices) + self.offsets).ravel()] = 1.0
+        return x
+
+    def _shape(self, matches: np.ndarray, w_pair: float, w_local: float) -> np.ndarray:
+        """The kernel shape of a matrix of match counts (a look-up: ``m`` is an integer)."""
+        big_l = self.num_layers
+        m = np.arange(big_l + 1, dtype=float)
+        lin = m / big_l
+        pair = m * (m - 1) / (big_l * (big_l - 1)) if big_l > 1 else lin
+        local = np.exp(-(big_l - m) / (big_l * _LOCAL_LENGTH))
+        table = (1.0 - w_pair - w_local) * lin + w_pair * pair + w_local * local
+        return table[np.rint(matches).astype(np.intp)]
+
+    def prior(self, xa: np.ndarray, xb: np.ndarray) -> np.ndarray:
+        """Prior covariance (in units of ``s2``, without noise) of one-hot encoded rows."""
+        return (1.0 - self.params[2]) * self._shape(xa @ xb.T, *self.params[:2]) + 1.0 / len(self.x)
+
+    def fit(self, choices: np.ndarray, y: np.ndarray, *, tune: bool = True) -> MatchKernelGP:
+        self.x = self.onehot(choices)
+        y = np.asarray(y, dtype=float)
+        self.y_mean = float(y.mean())
+        self.y_std = float(y.std()) or 1.0
+        z = (y - self.y_mean) / self.y_std
+        matches = self.x @ self.x.T
+        n = len(z)
+        candidates = (
+            [(p, q, e) for p in _PAIR_GRID for q in _LOCAL_GRID for e in _NOISE_GRID if p + q < 1]
+            if tune and n >= 4
+            else [self.params]
+        )
+        best: tuple[float, Any] | None = None
+        self._fits: list[tuple[float, tuple[float, float, float], np.ndarray]] = []
+        for w_pair, w_local, noise in candidates:
+            shape = self._shape(matches, w_pair, w_local)
+            # kernel in units of the profiled amplitude s2: s2 * (shape + noise I); a constant
+            # term of 1 stands for the unknown mean
+            k = (1.0 - noise) * shape + noise * np.eye(n) + 1.0 / n
+            try:
+                chol = np.linalg.cholesky(k)
+            except np.linalg.LinAlgError:
+                continue
+            alpha0 = np.linalg.solve(chol.T, np.linalg.solve(chol, z))
+            s2 = max(float(z @ alpha0) / n, 1e-6)
+            nll = 0.5 * n * np.log(s2) + float(np.log(np.diag(chol)).sum())
+            nll += self.complexity_penalty * ((w_pair > 0) + (w_local > 0))
+            self._fits.append((nll, (w_pair, w_local, noise), alpha0))
+            if best is None or nll < best[0] - 1e-9:
+                best = (nll, (w_pair, w_local, noise, chol, alpha0, s2))
+        if best is None:
+            raise SearchError("surrogate: the kernel matrix is not positive definite")
+        w_pair, w_local, noise, chol, self.alpha, self.s2 = best[1]
+        self.params = (w_pair, w_local, noise)
+        self.chol_inv = np.linalg.inv(chol)  # predictions are then matrix products
+        return self
+
+    def predict(self, choices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Posterior mean, std (fitness units) and ``V = L^-1 k(X, q)`` (for batch updates)."""
+        xq = self.onehot(choices)
+        cross = self.prior(xq, self.x)
+        mean = cross @ self.alpha
+        v = self.chol_inv @ cross.T
+        prior = (1.0 - self.params[2]) + 1.0 / len(self.x)
+        var = np.maximum(prior - (v * v).sum(axis=0), 1e-12)
+        return self.y_mean + self.y_std * mean, self.y_std * np.sqrt(self.s2 * var), v
+
+    def averaged_mean(self, choices: np.ndarray) -> np.ndarray:
+        """Posterior mean averaged over the hyperparameter grid, weighted by marginal likelihood.
+
+        Steadier than the mean of the single best hyperparameters when few noisy evaluations
+        leave several kernels about equally likely (e.g. with or without interactions).
+        """
+        xq = self.onehot(choices)
+        matches = xq @ self.x.T
+        nll = np.array([f[0] for f in self._fits])
+        weights = np.exp(-(nll - nll.min()))
+        weights /= weights.sum()
+        mean = np.zeros(len(xq))
+        for w, (_, (w_pair, w_local, noise), alpha) in zip(weights, self._fits, strict=True):
+            if w > 1e-4:
+                cross = (1.0 - noise) * self._shape(matches, w_pair, w_local) + 1.0 / len(self.x)
+                mean += w * (cross @ alpha)
+        return self.y_mean + self.y_std * mean / weights[weights > 1e-4].sum()
+
+    @property
+    def noise_std(self) -> float:
+        """Estimated measurement noise (fitness units)."""
+        return self.y_std * float(np.sqrt(self.s2 * self.params[2]))
+
+
+class SurrogateSearcher(Searcher):
+    """Fair-window design, then GP-UCB batches with a pairwise-interaction kernel; best posterior.
+
+    Args:
+        space: the search space.
+        budget: number of distinct architectures evaluated in all.
+        seed: seed of the fair windows and of the candidate sampling.
+        init_fraction: share of the budget spent on whole fair windows (at least one window).
+        batch_size: architectures per :meth:`ask` after the design (default: ``budget // 15``,
+            at least 1), i.e. per refit of the model and per call of a batch fitness.
+        beta: initial weight of the posterior std in the acquisition (decays to 0 at the end).
+        max_enumerate: spaces with at most this many architectures are scored exhaustively.
+        num_random: random candidates per batch in larger spaces.
+        complexity_penalty: nats added to the negative log marginal likelihood of a kernel for each
+            of its pairwise and local terms (0: plain marginal likelihood).
+        model_average: select by the posterior mean averaged over the hyperparameter grid
+            (``False``: the mean of the most likely hyperparameters).
+        top_k: number of architectures in ``result.top_k`` (best posterior means, evaluated).
+        max_tries: bound on the candidates examined per batch with a constraint.
+    """
+
+    name = "surrogate"
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        budget: int = 60,
+        *,
+        seed: int = 0,
+        init_fraction: float = 0.3,
+        batch_size: int | None = None,
+        beta: float = 0.5,
+        acquisition: str = "ucb",
+        complexity_penalty: float = 0.0,
+        model_average: bool = True,
+        max_enumerate: int = 20000,
+        num_random: int = 3000,
+        top_k: int = 3,
+        max_tries: int = 1000,
+    ) -> None:
+        super().__init__(space, seed=seed)
+        if budget < 1:
+            raise ValueError(f"budget must be >= 1, got {budget}")
+        if not 0.0 < init_fraction <= 1.0:
+            raise ValueError(f"init_fraction must be in (0, 1], got {init_fraction}")
+        if beta < 0:
+            raise ValueError(f"beta must be >= 0, got {beta}")
+        self.budget = int(budget)
+        self.window_size = space.window_size
+        self.init_cycles = max(1, int(self.budget * init_fraction) // self.window_size)
+        self.batch_size = int(batch_size) if batch_size is not None else max(1, self.budget // 15)
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.beta = float(beta)
+        if acquisition not in ("ucb", "thompson"):
+            raise ValueError(f"acquisition must be 'ucb' or 'thompson', got {acquisition!r}")
+        self.acquisition = acquisition
+        self.complexity_penalty = float(complexity_penalty)
+        self.model_average = bool(model_average)
+        self.max_enumerate = int(max_enumerate)
+        self.num_random = int(num_random)
+        self.top_k = int(top_k)
+        self.max_tries = int(max_tries)
+        self._sampler = FairSampler(space, seed=self.seed)
+        self._cycle = 0
+        self._evaluated: dict[Architecture, float] = {}
+        self._rejected: set[Architecture] = set()
+        self._num_design = 0
+        self._designing = True
+        self._done = False
+        self._gp: MatchKernelGP | None = None
+
+    @classmethod
+    def with_budget(cls, space: SearchSpace, n: int, *, seed: int = 0) -> SurrogateSearcher:
+        return cls(space, budget=n, seed=seed)
+
+    @property
+    def max_evaluations(self) -> int:
+        return self.budget
+
+    # ----------------------------------------------------------------- ask / tell
+    def _ask(self) -> list[Architecture]:
+        remaining = self.budget - len(self._evaluated)
+        while self._cycle < self.init_cycles and remaining > 0:
+            self._cycle += 1
+            batch: list[Architecture] = []
+            for arch in self._sampler.next_window():
+                if arch not in self._evaluated and arch not in batch and self.is_feasible(arch):
+                    batch.append(arch)
+            if batch:
+                return batch[:remaining]
+        self._designing = False
+        if self._done or remaining <= 0:
+            return []
+        if not self._evaluated:
+            raise SearchError("surrogate: the constraint rejected every architecture of the fair windows")
+        batch = self._acquire(min(self.batch_size, remaining))
+        if not batch:
+            self._done = True
+        return batch
+
+    def _tell(self, results: list[tuple[Architecture, float]]) -> None:
+        for arch, fitness in results:
+            self._evaluated.setdefault(arch, fitness)
+        if self._designing:
+            self._num_design = len(self._evaluated)
+        self._gp = None  # refit lazily
+
+    # ----------------------------------------------------------------- model
+    def _model(self) -> MatchKernelGP:
+        if self._gp is None:
+            archs = list(self._evaluated)
+            x = np.array([a.choices for a in archs], dtype=np.int64)
+            self._gp = MatchKernelGP(self.space.num_choices, complexity_penalty=self.complexity_penalty).fit(x, [self._evaluated[a] for a in archs])
+        return self._gp
+
+    def _candidates(self, rng: np.random.Generator, gp: MatchKernelGP, beta: float) -> np.ndarray:
+        """The whole space, or random architectures plus a local search on the acquisition."""
+        counts = self.space.num_choices
+        if self.space.size <= self.max_enumerate:
+            grids = np.meshgrid(*[np.arange(k) for k in counts], indexing="ij")
+            return np.stack([g.ravel() for g in grids], axis=1)
+        pool = np.stack([rng.integers(0, k, size=self.num_random) for k in counts], axis=1)
+        pool = np.concatenate([pool, np.array([a.choices for a in self._evaluated], dtype=np.int64)])
+        for _ in range(_LOCAL_ROUNDS):
+            pool = np.unique(pool, axis=0)
+            mean, std, _ = gp.predict(pool)
+            parents = pool[np.argsort(-(mean + beta * std), kind="stable")[:_LOCAL_PARENTS]]
+            mutants = [pool]
+            for layer, k in enumerate(counts):
+                for choice in range(k):
+                    m = parents.copy()
+                    m[:, layer] = choice
+                    mutants.append(m)
+            pool = np.concatenate(mutants)
+        return pool
+
+    def _acquire(self, size: int) -> list[Architecture]:
+        gp = self._model()
+        rng = np.random.default_rng([self.seed, len(self._evaluated)])
+        progress = len(self._evaluated) / self.budget
+        beta = self.beta * max(0.0, 1.0 - progress)
+        cand = np.unique(self._candidates(rng, gp, beta), axis=0)
+        mean, std, v = gp.predict(cand)
+        if self.acquisition == "thompson":
+            return self._thompson(gp, cand, mean, std, v, size, rng)
+        return self._ucb(gp, cand, mean, std, v, size, beta)
+
+    def _take(self, row: np.ndarray) -> Architecture | None:
+        """The architecture of a candidate row if it is new and feasible (else ``None``)."""
+        arch = self.space.architecture([int(c) for c in row])
+        if arch in self._evaluated or arch in self._rejected:
+            return None
+        if not self.is_feasible(arch):
+            self._rejected.add(arch)
+            return None
+        return arch
+
+    def _ucb(
+        self, gp: MatchKernelGP, cand: np.ndarray, mean: np.ndarray, std: np.ndarray, v: np.ndarray, size: int, beta: float
+    ) -> list[Architecture]:
+        var = std**2
+        noise_var = gp.noise_std**2
+        scale = gp.y_std**2 * gp.s2
+        picked: list[Architecture] = []
+        updates: list[np.ndarray] = []
+        xq = gp.onehot(cand)
+        tries = 0
+        blocked = np.zeros(len(cand), dtype=bool)
+        while len(picked) < size and tries < self.max_tries and not blocked.all():
+            i = int(np.argmax(np.where(blocked, -np.inf, mean + beta * np.sqrt(var))))
+            blocked[i] = True
+            arch = self._take(cand[i])
+            tries += arch is not None or self.constraint is not None
+            if arch is None:
+                continue
+            picked.append(arch)
+            # kriging believer: posterior covariance with the pick shrinks the others' variance
+            c = scale * (gp.prior(xq, xq[i : i + 1])[:, 0] - v.T @ v[:, i])
+            for u in updates:
+                c = c - u * u[i]
+            u = c / np.sqrt(max(var[i] + noise_var, 1e-12))
+            updates.append(u)
+            var = np.maximum(var - u * u, 0.0)
+        return picked
+
+    def _thompson(
+        self,
+        gp: MatchKernelGP,
+        cand: np.ndarray,
+        mean: np.ndarray,
+        std: np.ndarray,
+        v: np.ndarray,
+        size: int,
+        rng: np.random.Generator,
+    ) -> list[Architecture]:
+        """One joint posterior sample per pick over the ``_TS_POOL`` most promising candidates."""
+        pool = np.argsort(-(mean + 2.0 * std), kind="stable")[:_TS_POOL]
+        xq = gp.onehot(cand[pool])
+        scale = gp.y_std**2 * gp.s2
+        cov = scale * (gp.prior(xq, xq) - v[:, pool].T @ v[:, pool])
+        cov[np.diag_indices_from(cov)] += 1e-6 * scale
+        w, q = np.linalg.eigh(cov)
+        root = q * np.sqrt(np.maximum(w, 0.0))
+        picked: list[Architecture] = []
+        for _ in range(size * 3):
+            if len(picked) >= size:
+                break
+            sample = mean[pool] + root @ rng.standard_normal(len(pool))
+            for j in np.argsort(-sample, kind="stable")[: self.max_tries]:
+                arch = self._take(cand[pool[j]])
+                if arch is not None and arch not in picked:
+                    picked.append(arch)
+                    break
+        return picked
+
+    # ----------------------------------------------------------------- result
+    def _ranked(self) -> list[tuple[Architecture, float, float]]:
+        """(architecture, measured, posterior mean), best posterior mean first (ties: earliest)."""
+        archs = list(self._evaluated)
+        x = np.array([a.choices for a in archs], dtype=np.int64)
+        gp = self._model()
+        mean = gp.averaged_mean(x) if self.model_average else gp.predict(x)[0]
+        order = sorted(range(len(archs)), key=lambda i: -mean[i])
+        return [(archs[i], self._evaluated[archs[i]], float(mean[i])) for i in order]
+
+    def _select(self) -> tuple[Architecture, float | None]:
+        if not self._evaluated:
+            raise SearchError("surrogate: nothing was evaluated")
+        arch, measured, _ = self._ranked()[0]
+        return arch, measured
+
+    def _result_fields(self) -> dict[str, Any]:
+        if not self._evaluated:
+            return {}
+        ranked = self._ranked()
+        gp = self._model()
+        return {
+            "top_k": [a for a, _, _ in ranked[: self.top_k]],
+            "extras": {
+                "design": self._num_design,
+                "acquired": len(self._evaluated) - self._num_design,
+                "posterior_mean": ranked[0][2],
+                "noise_std": gp.noise_std,
+                "w_pair": gp.params[0],
+                "w_local": gp.params[1],
+            },
+        }

@@ -1,0 +1,31 @@
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("noisy_search", ROOT / "benchmarks" / "noisy_search.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_small_run_writes_records_summary_and_markdown(tmp_path):
+    ns = _module()
+    ns.main(["--shapes", "5x3", "--searchers", "random,surrogate,not-a-searcher", "--budgets", "12",
+             "--sigmas", "0,1", "--seeds", "3", "--out", str(tmp_path)])
+    records = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
+    assert len(records) == 2 * 2 * 3
+    assert all(0 <= r["percentile"] <= 100 and r["evaluations"] <= 12 for r in records)
+    summary = json.loads((tmp_path / "summary.json").read_text())["summary"]
+    assert {s["searcher"] for s in summary} == {"random", "surrogate"}
+    assert all(s["ci95"][0] <= s["median_percentile"] <= s["ci95"][1] for s in summary)
+    assert "| synthetic 5x3 (seed 0) | 12 | 1 |" in (tmp_path / "results.md").read_text()
+
+
+def test_bootstrap_interval_contains_the_median():
+    ns = _module()
+    lo, hi = ns.bootstrap_median_ci([1.0, 2.0, 3.0, 4.0, 100.0])
+    assert lo <= 3.0 <= hi
