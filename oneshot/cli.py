@@ -8,6 +8,7 @@ plug-in directly and two plug-ins cannot shadow each other's commands.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from importlib.metadata import entry_points
 from typing import Any
@@ -56,9 +57,46 @@ class _OneshotGroup(click.Group):
         try:
             return super().invoke(ctx)
         except OneshotError as exc:
+            _log_to_run(logging.ERROR, str(exc))
             raise click.ClickException(str(exc)) from None
         except FileNotFoundError as exc:
+            _log_to_run(logging.ERROR, f"file not found: {exc.filename or exc}")
             raise click.ClickException(f"file not found: {exc.filename or exc}") from None
+        except PermissionError as exc:
+            _log_to_run(logging.ERROR, f"permission denied: {exc.filename or exc}")
+            raise click.ClickException(f"permission denied: {exc.filename or exc}") from None
+        except KeyboardInterrupt:
+            # click would turn it into "Aborted!" and exit 1; scripts must tell it from an error
+            _log_to_run(logging.WARNING, INTERRUPTED)
+            raise _Interrupted() from None
+        except Exception:  # a bug: the traceback goes to the terminal and to the run's log.txt
+            _log_to_run(logging.ERROR, "failed with an unexpected error", exc_info=True)
+            raise
+
+
+#: What an interrupted command says (exit status 130, as for a shell's SIGINT).
+INTERRUPTED = "interrupted; run the same command again to resume"
+
+
+class _Interrupted(click.ClickException):
+    exit_code = 130
+
+    def __init__(self) -> None:
+        super().__init__(INTERRUPTED)
+
+    def show(self, file: Any = None) -> None:
+        click.echo(INTERRUPTED, err=True)
+
+
+def _log_to_run(level: int, message: str, *, exc_info: bool = False) -> None:
+    """Write a line to the open run's ``log.txt`` only (the terminal gets its own one line)."""
+    logger = logging.getLogger("oneshot")
+    handlers = [h for h in logger.handlers if getattr(h, "_oneshot_run_log", False)]
+    if not handlers:
+        return
+    record = logger.makeRecord(logger.name, level, __file__, 0, message, (), sys.exc_info() if exc_info else None)
+    for handler in handlers:
+        handler.handle(record)
 
 
 class _Clash:
@@ -118,6 +156,10 @@ def _run_options(func: Any) -> Any:
         click.option("--device", default=None, help="cpu, cuda or cuda:N (default: the config's)"),
         click.option("--quiet", is_flag=True, help="no progress bars or messages (errors still go to stderr)"),
     ]
+    if getattr(func, "_validates_data", False):
+        options.append(
+            click.option("--no-validate", "no_validate", is_flag=True, help="skip the task's full check of the data files before working (e.g. data.validate_files)")
+        )
     for option in reversed(options):
         func = option(func)
     return func
@@ -142,9 +184,10 @@ def _resolve_task(task: str | None, out: str | None = None) -> str:
     raise click.UsageError(f"--task is required; installed tasks: {', '.join(available_tasks()) or 'none'}")
 
 
-def _open(task: str | None, preset: str | None, config_path: str | None, out: str | None, overrides: tuple[str, ...], device: str | None, quiet: bool) -> Any:
-    import logging
-
+def _open(
+    task: str | None, preset: str | None, config_path: str | None, out: str | None, overrides: tuple[str, ...],
+    device: str | None, quiet: bool, *, read_only: bool = False, validate: bool = True,
+) -> Any:
     from oneshot.pipeline import open_run
 
     if not quiet:
@@ -153,7 +196,18 @@ def _open(task: str | None, preset: str | None, config_path: str | None, out: st
         logger = logging.getLogger("oneshot")
         if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler) for h in logger.handlers):
             logger.addHandler(console)
-    return open_run(_resolve_task(task, out), run_dir=out, preset=preset, config_path=config_path, overrides=overrides, device=device, progress=not quiet)
+    pipe = open_run(
+        _resolve_task(task, out), run_dir=out, preset=preset, config_path=config_path, overrides=overrides,
+        device=device, progress=not quiet, read_only=read_only,
+    )
+    pipe.task.validate_data = validate
+    return pipe
+
+
+def _validates_data(func: Any) -> Any:
+    """Mark a command whose run options include ``--no-validate``."""
+    func._validates_data = True
+    return func
 
 
 def _echo(quiet: bool, text: str) -> None:
@@ -180,9 +234,10 @@ def tasks_command() -> None:
 
 @cli.command("search")
 @_run_options
+@_validates_data
 @click.option("--searcher", default=None, help="path-priority, evolution, random, ... (default: the config's)")
 @click.option("--retrain", is_flag=True, help="also retrain the found architecture (and retrain.random_baselines random ones) from scratch and evaluate on val")
-def search_command(task: str | None, preset: str | None, config_path: str | None, out: str | None, overrides: tuple[str, ...], device: str | None, quiet: bool, searcher: str | None, retrain: bool) -> None:
+def search_command(task: str | None, preset: str | None, config_path: str | None, out: str | None, overrides: tuple[str, ...], device: str | None, quiet: bool, no_validate: bool, searcher: str | None, retrain: bool) -> None:
     """Run the whole job: data, supernet training, search, report (and --retrain).
 
     Re-running the same command resumes: finished stages are reused, training continues from its
@@ -190,8 +245,9 @@ def search_command(task: str | None, preset: str | None, config_path: str | None
     """
     if searcher is not None:
         overrides = (*overrides, f"search.searcher={searcher}")
-    pipe = _open(task, preset, config_path, out, overrides, device, quiet)
+    pipe = _open(task, preset, config_path, out, overrides, device, quiet, validate=not no_validate)
     _echo(quiet, f"run directory: {pipe.run_dir}")
+    pipe.check(search=True)  # the searcher and its options, the store, the data: before training
     model = pipe.train_supernet()
     result = pipe.search(model)
     report = pipe.report(model, result)
@@ -212,19 +268,21 @@ def search_command(task: str | None, preset: str | None, config_path: str | None
 
 @cli.command("train-supernet")
 @_run_options
-def train_supernet_command(task: str | None, preset: str | None, config_path: str | None, out: str | None, overrides: tuple[str, ...], device: str | None, quiet: bool) -> None:
+@_validates_data
+def train_supernet_command(task: str | None, preset: str | None, config_path: str | None, out: str | None, overrides: tuple[str, ...], device: str | None, quiet: bool, no_validate: bool) -> None:
     """Only train the supernet (or resume its training) in the run directory."""
-    pipe = _open(task, preset, config_path, out, overrides, device, quiet)
+    pipe = _open(task, preset, config_path, out, overrides, device, quiet, validate=not no_validate)
     pipe.train_supernet()
     _echo(quiet, f"supernet: {pipe.path('supernet')}")
 
 
 @cli.command("retrain")
 @_run_options
+@_validates_data
 @click.option("--arch", "arch_path", type=click.Path(dir_okay=False), default=None, help="architecture JSON [default: the run's architecture.json]")
-def retrain_command(task: str | None, preset: str | None, config_path: str | None, out: str | None, overrides: tuple[str, ...], device: str | None, quiet: bool, arch_path: str | None) -> None:
+def retrain_command(task: str | None, preset: str | None, config_path: str | None, out: str | None, overrides: tuple[str, ...], device: str | None, quiet: bool, no_validate: bool, arch_path: str | None) -> None:
     """Train a frozen architecture from scratch and evaluate it on val."""
-    pipe = _open(task, preset, config_path, out, overrides, device, quiet)
+    pipe = _open(task, preset, config_path, out, overrides, device, quiet, validate=not no_validate)
     click.echo(json.dumps(pipe.retrain(arch_path=arch_path).to_json(), indent=1))
 
 
@@ -233,8 +291,10 @@ def retrain_command(task: str | None, preset: str | None, config_path: str | Non
 @click.option("--arch", "arch_path", type=click.Path(dir_okay=False), default=None, help="architecture JSON [default: the run's architecture.json]")
 @click.option("--split", type=click.Choice(["search", "val"]), default="search", show_default=True)
 def evaluate_arch_command(task: str | None, preset: str | None, config_path: str | None, out: str | None, overrides: tuple[str, ...], device: str | None, quiet: bool, arch_path: str | None, split: str) -> None:
-    """Evaluate an architecture on the trained supernet (inherited weights, BN recalibrated)."""
-    pipe = _open(task, preset, config_path, out, overrides, device, quiet)
+    """Evaluate an architecture on the trained supernet (inherited weights, BN recalibrated).
+
+    Reads the run directory without changing its config (it may be read-only)."""
+    pipe = _open(task, preset, config_path, out, overrides, device, quiet, read_only=True)
     model = pipe.load_supernet()
     from oneshot.space import SearchSpace
 
@@ -254,12 +314,14 @@ def export_command(task: str | None, preset: str | None, config_path: str | None
     state_dict: weights + architecture + what rebuilds the network (oneshot.export.load_model);
     torchscript / onnx: a program that runs without oneshot (the task says which part; an
     unexportable part fails with one line naming it and the formats that work).
+
+    Reads the run directory without changing its config (it may be read-only with --output elsewhere).
     """
     from pathlib import Path
 
     from oneshot.space import SearchSpace
 
-    pipe = _open(task, preset, config_path, out, overrides, device, quiet)
+    pipe = _open(task, preset, config_path, out, overrides, device, quiet, read_only=True)
     arch = pipe.found_architecture(SearchSpace.from_module(pipe.task.build_supernet()), arch_path)
     suffix = {"state_dict": ".pt", "torchscript": ".ts.pt", "onnx": ".onnx"}[fmt]
     info = pipe.export(arch, Path(output) if output else pipe.run_dir / f"exported{suffix}", fmt=fmt)
@@ -275,11 +337,13 @@ def export_command(task: str | None, preset: str | None, config_path: str | None
 @click.option("--on-bad-image", type=click.Choice(["skip", "fail"]), default="skip", show_default=True, help="an unreadable image: skip it (one warning line) or stop")
 def predict_command(task: str | None, preset: str | None, config_path: str | None, out: str | None, overrides: tuple[str, ...], device: str | None, quiet: bool, images: str, output: str, model_path: str | None, arch_path: str | None, on_bad_image: str) -> None:
     """Run the found network on a folder of images and write the task's predictions
-    (panoptic: COCO-panoptic PNGs + JSON, and colour overlays)."""
+    (panoptic: COCO-panoptic PNGs + JSON, and colour overlays).
+
+    Reads the run directory without changing its config (it may be read-only)."""
     from oneshot.ship import found_model, load_for_predict, predict_folder
     from oneshot.space import SearchSpace
 
-    pipe = _open(task, preset, config_path, out, overrides, device, quiet)
+    pipe = _open(task, preset, config_path, out, overrides, device, quiet, read_only=True)
     pipe.prepare_data()
     if model_path is not None:
         model, source = load_for_predict(pipe.task, model_path), model_path
@@ -290,6 +354,25 @@ def predict_command(task: str | None, preset: str | None, config_path: str | Non
                              progress=not quiet, warn=lambda line: click.echo(line, err=True))
     _echo(quiet, f"weights: {source}")
     click.echo(json.dumps(summary, indent=1))
+
+
+@cli.command("repair-store")
+@_run_options
+def repair_store_command(task: str | None, preset: str | None, config_path: str | None, out: str | None, overrides: tuple[str, ...], device: str | None, quiet: bool) -> None:
+    """Rewrite a damaged header of the run's evaluation store, keeping every readable record.
+
+    The new header records this run's search space and the provenance of its supernet."""
+    from oneshot.search.store import EvaluationStore
+
+    pipe = _open(task, preset, config_path, out, overrides, device, quiet)
+    model = pipe.load_supernet()
+    from oneshot.space import SearchSpace
+
+    path = pipe.path("store")
+    if not path.exists():
+        raise click.ClickException(f"no evaluation store at {path}")
+    kept = EvaluationStore.repair(path, SearchSpace.from_module(model), provenance=pipe.store_provenance())
+    _echo(quiet, f"{path}: header rewritten, {kept} evaluations kept")
 
 
 @cli.command("latency-table")

@@ -7,6 +7,15 @@ Stages: prepare data -> train the supernet (resumes from ``checkpoint.pt``; the 
 ``report.json`` and a ``report.md`` comparing every searcher run so far) -> optionally retrain
 the frozen found architecture from scratch (``retrain/``).
 
+Everything is checked before any work (:meth:`Pipeline.check`: the device, the searcher and its
+options, the optimizer settings, the provenance of what the run directory already holds, the
+data), one process at a time works in a run directory (``RUN/.lock``), and ``config.yaml`` is
+pinned only once work starts. ``supernet.pt``, ``checkpoint.pt`` and the evaluation store record
+the identity of the config that made them (:func:`oneshot.run.provenance`); a mismatch is refused.
+A diverged training is never saved as ``supernet.pt`` nor searched; ``diverged.json`` records it
+and the run may be restarted from its last good checkpoint with a lower ``train.lr`` (see
+``docs/pipeline.md``).
+
 Everything a stage produces is written atomically, so a run killed at any moment resumes from
 what it left behind when the same command is run again. Under ``torchrun`` every process runs the
 same stages: supernet training is data-parallel, evaluations are split by the study's executor,
@@ -40,7 +49,7 @@ from oneshot.distributed import (
     is_main,
     local_device,
 )
-from oneshot.errors import CheckpointError, ConfigError
+from oneshot.errors import CheckpointError, ConfigError, TrainingDiverged
 from oneshot.report import (
     RetrainComparison,
     RetrainResult,
@@ -50,7 +59,7 @@ from oneshot.report import (
     noise_tolerance,
     summary_markdown,
 )
-from oneshot.run import RUN_FILES, RunDir, fault_point, resolve_config
+from oneshot.run import RUN_FILES, RunDir, check_provenance, fault_point, provenance, resolve_config
 from oneshot.sampling import build_sampler
 from oneshot.search import (
     COST_METRICS,
@@ -66,6 +75,7 @@ from oneshot.study import Racing, Study
 from oneshot.supernet import freeze
 from oneshot.tasks import Stage, Task, get_task
 from oneshot.train import StandaloneTrainer, SupernetTrainer, load_checkpoint, save_checkpoint
+from oneshot.train.checkpoint import all_finite, nonfinite_tensors, peek_checkpoint, read_provenance
 
 __all__ = ["Pipeline", "open_run", "RUN_FILES"]
 
@@ -81,12 +91,16 @@ def open_run(
     overrides: Sequence[str] = (),
     device: str | None = None,
     progress: bool = True,
+    read_only: bool = False,
 ) -> Pipeline:
-    """Resolve the config of a run, open its directory and pin the config there.
+    """Resolve the config of a run, check the device, and open its directory.
 
-    A new run directory gets ``config.yaml`` (the full resolved config). An existing one keeps
-    its config: options given again must agree with it on everything that defines the supernet
-    and the evaluations (all but ``device``, ``threads``, ``search`` and ``retrain``).
+    An existing run keeps its config: options given again must agree with it on everything that
+    defines the supernet and the evaluations (all but ``device``, ``threads``, ``search`` and
+    ``retrain``). Unless ``read_only`` (evaluating or exporting what the run holds), the run
+    directory must be writable and this process takes its lock (one line naming the holder's pid
+    when another process has it). The config is pinned in ``config.yaml`` only when a stage starts
+    working (:meth:`Pipeline.train_supernet`, :meth:`~Pipeline.search`, :meth:`~Pipeline.retrain`).
 
     Launched by ``torchrun``, this joins the process group first (gloo on CPU, NCCL for CUDA).
     """
@@ -96,8 +110,27 @@ def open_run(
     config = resolve_config(task_name, task_cls, run, preset=preset, config_path=config_path, overrides=overrides)
     if device is not None:
         config.device = device
-    run.pin_config(task_name, config)
-    return Pipeline(task_cls, config, run.root, progress=progress)
+    check_device(config.device)
+    if not read_only:
+        run.run_on_main(run.lock, "locking the run directory")
+    return Pipeline(task_cls, config, run.root, progress=progress, read_only=read_only, task_name=task_name)
+
+
+def check_device(device: str) -> None:
+    """One line for a device this machine cannot use: cpu, cuda, cuda:N (or mps)."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        parsed = None
+    if parsed is None or parsed.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"device {device!r} is not supported; use cpu, cuda or cuda:N")
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r} requested but CUDA is not available on this machine")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {device!r} requested but MPS is not available on this machine")
 
 
 def _has_limits(search_cfg: Any) -> bool:
@@ -107,24 +140,38 @@ def _has_limits(search_cfg: Any) -> bool:
 class Pipeline:
     """Runs the stages of one search job for a task in ``run_dir``."""
 
-    def __init__(self, task_cls: type[Task], config: RunConfig, run_dir: Path, *, progress: bool = True) -> None:
+    def __init__(
+        self,
+        task_cls: type[Task],
+        config: RunConfig,
+        run_dir: Path,
+        *,
+        progress: bool = True,
+        read_only: bool = False,
+        task_name: str | None = None,
+    ) -> None:
         self.task_cls = task_cls
+        self.task_name = task_name or task_cls.name
         self.config = config
         self.run = RunDir(run_dir)
         self.run_dir = self.run.root
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.read_only = read_only
+        if not read_only:
+            self.run.ensure_writable()
         self.progress = progress and is_main()
-        device = config.device
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ConfigError(f"device {device!r} requested but CUDA is not available on this machine")
-        self.device = local_device(device)  # "cuda" is cuda:LOCAL_RANK under torchrun
+        check_device(config.device)
+        self.device = local_device(config.device)  # "cuda" is cuda:LOCAL_RANK under torchrun
         if config.threads is not None:
             torch.set_num_threads(config.threads)
         self.task = task_cls(config, device=self.device, progress=self.progress)
         self._data_ready = False
         self._evaluated = 0  # evaluations computed by this process (for fault_point)
         self._supernet_steps: int | None = None
-        self._attach_log_file()
+        self._checked: set[str] = set()
+        self._pinned = False
+        self.identity = provenance(config)
+        if self.run.writable():
+            self._attach_log_file()
 
     def path(self, key: str) -> Path:
         return self.run.path(key)
@@ -155,6 +202,52 @@ class Pipeline:
                 self.task.prepare_data()
             self._data_ready = True
             log.info("data ready (%.1f s)", time.perf_counter() - t0)
+
+    # ----------------------------------------------------------------- checks before any work
+    def check(self, *, search: bool = False) -> None:
+        """Everything that can be checked before any work, cheapest first, each once: what the
+        run directory already holds was made by this config; the optimizer settings; with
+        ``search``, the searcher and its options and the evaluation store; then the data
+        (:meth:`prepare_data`: the task's validation, e.g. a full decode of every file)."""
+        if "artefacts" not in self._checked:
+            self.check_artefacts()
+            self._checked.add("artefacts")
+        if "config" not in self._checked:
+            torch.manual_seed(self.config.seed)
+            model = self.task.build_supernet()
+            if not self.path("supernet").exists():
+                try:
+                    self.task.build_optimizer(model, stage="supernet")
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise ConfigError(f"train: {exc}") from None
+            self._space = SearchSpace.from_module(model)
+            del model
+            self._checked.add("config")
+        if search and "search" not in self._checked:
+            self.build_searcher(self._space)
+            if self.path("store").exists() and self.path("supernet").exists():
+                self._store_file(self._space)  # header and provenance, before the data is read
+            elif self.path("store").exists():  # no supernet yet: its config, before training one
+                check_provenance(str(self.path("store")), self._store_header().get("provenance"), self.identity)
+            self._checked.add("search")
+        self.prepare_data()
+
+    def check_artefacts(self) -> None:
+        """Refuse a ``supernet.pt`` or ``checkpoint.pt`` made by another config (one line naming
+        the differing sections), whether or not ``config.yaml`` exists. Cheap: memory-mapped."""
+        supernet, ckpt = self.path("supernet"), self.path("checkpoint")
+        if broadcast_object(supernet.exists()):
+            check_provenance(str(supernet), read_provenance(supernet), self.identity)
+        elif broadcast_object(ckpt.exists()):
+            check_provenance(str(ckpt), read_provenance(ckpt), self.identity, recovering=self.run.divergence() is not None)
+
+    def _begin_work(self) -> None:
+        """Pin the config in ``config.yaml`` once a stage starts working (never before the checks,
+        so that a run that fails them leaves nothing that would refuse the corrected config)."""
+        if self.read_only or self._pinned:
+            return
+        self.run.pin_config(self.task_name, self.config)
+        self._pinned = True
 
     # ----------------------------------------------------------------- training
     def _trainer(self, model: nn.Module, *, stage: Stage, run_dir: Path, batch_seed: int, sampler: Any = None, after_step: Any = None) -> SupernetTrainer:
@@ -187,6 +280,10 @@ class Pipeline:
         model = self.task.build_supernet()
         if payload.get("space") != SearchSpace.from_module(model).signature():
             raise CheckpointError(f"{path} was trained for a different search space")
+        check_provenance(str(path), payload.get("provenance"), self.identity)
+        bad = nonfinite_tensors(payload.get("model", {}))
+        if bad:
+            raise CheckpointError(f"{path} holds non-finite parameters (in {bad[0]}); it cannot be evaluated: delete it and train again")
         try:
             model.load_state_dict(payload["model"])
         except (RuntimeError, KeyError) as exc:
@@ -197,10 +294,11 @@ class Pipeline:
 
     def train_supernet(self) -> nn.Module:
         """Train the supernet (resuming from ``checkpoint.pt``), or load ``supernet.pt`` if done."""
+        self.check()
+        self._begin_work()
         if broadcast_object(self.path("supernet").exists()):
             log.info("reusing trained supernet %s", self.path("supernet"))
             return self.load_supernet()
-        self.prepare_data()
         cfg = self.config.train
         torch.manual_seed(self.config.seed)
         model = self.task.build_supernet()
@@ -213,12 +311,29 @@ class Pipeline:
             model, stage="supernet", run_dir=self.run_dir, batch_seed=self.config.seed, sampler=sampler,
             after_step=lambda step: fault_point("train", step),
         )
+        divergence = self.run.divergence()
+        trainer.extra_state = {"provenance": self.identity}
+        trainer.resume_check = lambda state: check_provenance(
+            str(self.path("checkpoint")), state.get("provenance"), self.identity, recovering=divergence is not None
+        )
+        if divergence is not None:
+            log.info("restarting a diverged training (%s) with train.lr=%g, train.grad_clip=%s", divergence.get("reason", "?"), cfg.lr, cfg.grad_clip)
         log.info("training supernet: %d steps of %d paths x %d images", cfg.iterations, sampler.window_size, cfg.batch_size)
-        result = trainer.fit(cfg.iterations)
+        try:
+            result = trainer.fit(cfg.iterations)
+        except TrainingDiverged as exc:
+            raise self._diverged(exc) from None
         if result.resumed_from is not None:
             log.info("resumed from step %d", result.resumed_from)
-        payload = {"model": model.state_dict(), "space": space.signature(), "losses": result.history, "steps": result.steps}
+        if not all_finite(model.state_dict().values()):  # the trainer checks too; never save one
+            raise self._diverged(TrainingDiverged("", step=result.steps, reason="the parameters are not finite", last_good=None))
+        payload = {
+            "model": model.state_dict(), "space": space.signature(), "losses": result.history, "steps": result.steps,
+            "provenance": self.identity, "recovered_from": [divergence] if divergence is not None else [],
+        }
         self.run.run_on_main(lambda: save_checkpoint(self.path("supernet"), payload), "writing the supernet")
+        if divergence is not None:
+            self.run.run_on_main(lambda: self.path("diverged").unlink(missing_ok=True), "clearing diverged.json")
         self._supernet_steps = result.steps
         log.info(
             "supernet trained: %d steps (%d in this run, %.1f s), final loss %.4f",
@@ -227,6 +342,27 @@ class Pipeline:
         self.run.run_on_main(lambda: self._plot_training_loss(result.history), "plotting the training loss")
         model.eval()
         return model
+
+    def _diverged(self, exc: TrainingDiverged) -> TrainingDiverged:
+        """Record a diverged training in ``diverged.json`` (which lets ``train.lr`` and
+        ``train.grad_clip`` change on this run) and say, on one line, what to try."""
+        cfg = self.config.train
+        record = {"step": exc.step, "reason": exc.reason, "last_good": exc.last_good, "lr": cfg.lr, "grad_clip": cfg.grad_clip}
+        self.run.write_json(self.path("diverged"), record)
+        clip = (
+            f"lower train.grad_clip (now {cfg.grad_clip:g})" if cfg.grad_clip is not None
+            else "enable gradient clipping (e.g. --set train.grad_clip=1.0)"
+        )
+        restart = (
+            f"training restarts from the last good checkpoint (step {exc.last_good})"
+            if exc.last_good is not None else "training restarts from scratch (no checkpoint was written)"
+        )
+        message = (
+            f"supernet training diverged at step {exc.step} ({exc.reason}); lower train.lr (now {cfg.lr:g}, "
+            f"e.g. --set train.lr={cfg.lr / 10:g}) or {clip} and run the same command again: {restart}; "
+            "nothing was saved as supernet.pt"
+        )
+        return TrainingDiverged(message, step=exc.step, reason=exc.reason, last_good=exc.last_good)
 
     def _plot_training_loss(self, losses: list[float]) -> None:
         if losses:
@@ -255,13 +391,44 @@ class Pipeline:
                 metrics = {**metrics, **costs.metrics(arch, cost_keys)}
             return metrics
 
-        use_store = store and split == "search"
+        use_store = store and split == "search" and self.run.writable()
+        space = SearchSpace.from_module(model)
+        if use_store:
+            self._store_file(space)
         return Study(
-            fitness,
-            store=self.path("store") if use_store else None,
-            space=SearchSpace.from_module(model) if use_store else None,
-            racing=racing,
+            fitness, store=self.path("store") if use_store else None, space=space if use_store else None, racing=racing
         )
+
+    def store_provenance(self) -> dict[str, Any]:
+        """What the run's evaluations depend on: the config identity and the supernet's steps."""
+        steps = self._supernet_steps
+        if steps is None and self.path("supernet").exists():
+            steps = peek_checkpoint(self.path("supernet")).get("steps")
+        return {**self.identity, "supernet_steps": steps}
+
+    def _store_header(self) -> dict[str, Any]:
+        from oneshot.search.store import EvaluationStore
+
+        with open(self.path("store"), "rb") as fh:
+            first = fh.readline()
+        try:
+            header = json.loads(first)
+        except ValueError:
+            header = None
+        if not isinstance(header, dict) or header.get("type") != "header":
+            EvaluationStore(self.path("store"), space=self._space)  # raises the repair advice
+            return {}
+        return header
+
+    def _store_file(self, space: SearchSpace) -> None:
+        """Create the store's header with its provenance, or check an existing one (once)."""
+        from oneshot.search.store import EvaluationStore
+
+        if "store" in self._checked:
+            return
+        record = self.store_provenance()
+        self.run.run_on_main(lambda: EvaluationStore(self.path("store"), space=space, provenance=record), "opening the evaluation store")
+        self._checked.add("store")
 
     def _racing(self) -> Racing | None:
         cfg = self.config.search.racing
@@ -321,7 +488,8 @@ class Pipeline:
     def search(self, model: nn.Module | None = None) -> SearchResult:
         """Run the configured searcher on the supernet through the evaluation store."""
         model = model if model is not None else self.train_supernet()
-        self.prepare_data()
+        self.check(search=True)
+        self._begin_work()
         searcher = self.build_searcher(SearchSpace.from_module(model), model)
         study = self.study(model, searching=True)
         log.info("search: %s, at most %d evaluations (%d already stored)", searcher.name, searcher.max_evaluations, len(study))
@@ -496,6 +664,7 @@ class Pipeline:
         a seed other than the config's is kept in its own folder, ``retrain/<key>/seed-<seed>/``.
         """
         self.prepare_data()
+        self._begin_work()
         run_seed = self.config.seed if seed is None else int(seed)
         torch.manual_seed(run_seed)
         supernet = self.task.build_supernet()

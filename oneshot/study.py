@@ -250,9 +250,9 @@ class Study:
         """
         bar = None
         if progress is True:
-            from tqdm.auto import tqdm
+            from oneshot.progress import progress_bar
 
-            bar = tqdm(total=searcher.max_evaluations, desc=searcher.name or type(searcher).__name__, unit="eval")
+            bar = progress_bar(total=searcher.max_evaluations, desc=searcher.name or type(searcher).__name__, unit="eval")
         told = 0
         try:
             while True:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import sys
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -152,7 +153,7 @@ def recalibrate_bn(
         for bn in bns:
             bn.train()
         iterator: Iterable[Any] = batches
-        if progress:
+        if progress and sys.stderr.isatty():  # a transient bar: not worth a log line elsewhere
             from tqdm.auto import tqdm
 
             iterator = tqdm(batches, total=num_batches, desc="recalibrate BN", leave=False)

@@ -44,6 +44,10 @@ class Task(ABC):
     name: ClassVar[str]
     config_class: ClassVar[type[RunConfig]] = RunConfig
     description: ClassVar[str] = ""
+    #: Whether :meth:`prepare_data` runs the task's full (slow) check of the data files; the
+    #: pipeline sets it to ``False`` for ``--no-validate``.
+    validate_data: bool = True
+
     #: Metric keys shown in reports and benchmark tables, in order (``fitness`` is always shown).
     report_columns: ClassVar[tuple[str, ...]] = ()
     #: Whether :meth:`evaluate` accepts ``fraction=`` (scoring on the first share of the split),

@@ -136,6 +136,6 @@ def validate(image_dir: Path, panoptic_json: Path, panoptic_dir: Path) -> None:
     from oneshot_panoptic.data.coco_panoptic import CocoPanoptic
 
     dataset = CocoPanoptic(image_dir, panoptic_json, panoptic_dir)
-    n = dataset.validate()
+    n = dataset.validate(progress=True)
     meta = dataset.metadata
     click.echo(f"ok: {n} images, {meta.num_things} thing and {meta.num_stuff} stuff categories")

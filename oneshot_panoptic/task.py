@@ -87,8 +87,8 @@ class PanopticTask(Task):
                 raise DatasetError(f"split {split!r} has other categories than 'train'")
             if len(ds) == 0:
                 raise DatasetError(f"split {split!r} has no images")
-            if self.config.data.validate_files:
-                ds.validate()
+            if self.config.data.validate_files and self.validate_data:
+                ds.validate(progress=self.progress)
 
     @cached_property
     def metadata(self) -> PanopticMetadata:

@@ -36,7 +36,9 @@ marked *plug-in* come from the `oneshot.commands` entry points of installed pack
 (`--task NAME`) come from the `oneshot.tasks` entry points (`oneshot tasks` lists them; see
 [tutorial.md](tutorial.md#8-wrap-it-as-a-task-for-the-cli) to add one). Errors in what you give
 (config, data, architecture file, checkpoint) are reported on one line on stderr, with exit
-status 1.
+status 1, and written to the run's `log.txt`; Ctrl-C exits with status 130 and says to run the
+same command again to resume. One process at a time works in a run directory (see
+[pipeline.md](pipeline.md#nothing-silently-wrong)).
 """
 
 

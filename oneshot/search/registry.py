@@ -69,7 +69,31 @@ def build_searcher(name: str, space: SearchSpace, *, budget: int | None = None, 
                 f"searcher {name!r}: with a budget only {', '.join(map(repr, sorted(allowed)))} may be set, got {extra}"
             )
         return cls.with_budget(space, int(budget), **options)
+    _check_option_types(name, cls.__init__, options)
     return cls(space, **options)
+
+
+def _check_option_types(name: str, init: Callable[..., Any], options: dict[str, Any]) -> None:
+    """Check option values against the constructor's annotations, so that ``cycles=abc`` is one
+    clear line now rather than a comparison error deep inside the search."""
+    import typing
+
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        hints = typing.get_type_hints(init)
+    except Exception:  # unresolvable annotations: the constructor will have to judge
+        return
+    for key, value in options.items():
+        if key not in hints:
+            continue
+        try:
+            TypeAdapter(hints[key]).validate_python(value, strict=True)
+        except ValidationError as exc:
+            message = exc.errors()[0]["msg"]
+            raise ValueError(f"searcher {name!r} option {key}: {message} (got {value!r})") from None
+        except Exception:  # a type pydantic cannot check
+            continue
 
 
 def _accepted_options(init: Callable[..., Any], *, skip: int = 2) -> list[str]:

@@ -3,7 +3,9 @@
 File format (one JSON object per line):
 
 * first line, the header: ``{"type": "header", "format": "oneshot-evaluations", "version": 1,
-  "space": <SearchSpace.signature()>, "num_layers": L, "created": <unix time>}``;
+  "space": <SearchSpace.signature()>, "num_layers": L, "created": <unix time>}``, plus
+  ``"provenance": {...}`` when the store was opened with one (what made the evaluations: in a run
+  directory, the config identity and the supernet's steps);
 * then one record per evaluation: ``{"type": "eval", "key": "0-2-1-...", "arch": {<grouped
   JSON>}, "fitness": 41.2, "metrics": {...}, "wall_time": 12.3, "time": <unix time>,
   "writer": "<host>:<pid>"}``;
@@ -16,7 +18,9 @@ File format (one JSON object per line):
 Every append takes an exclusive ``fcntl`` lock on the file, writes one line, flushes and
 fsyncs, so several processes (e.g. workers sharing a search) may append to the same store; readers
 pick up the lines others appended. If the same architecture is recorded twice, the first record
-wins. A line cut short by a crash (or any unreadable line) is skipped with a warning.
+wins. A line cut short by a crash (or any unreadable line) is skipped with a warning. A damaged
+header is an error that says how to repair it (:meth:`EvaluationStore.repair`, or
+``oneshot repair-store`` in a run directory).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from oneshot.errors import OneshotError
 from oneshot.search.base import HistoryEntry
 from oneshot.space import Architecture, SearchSpace
 
-__all__ = ["EvaluationStore", "StoreError"]
+__all__ = ["EvaluationStore", "StoreError", "StoreHeaderError"]
 
 _FORMAT = "oneshot-evaluations"
 _VERSION = 1
@@ -45,6 +49,18 @@ class StoreError(OneshotError):
     """An evaluation store is unreadable or belongs to another search space."""
 
 
+class StoreHeaderError(StoreError):
+    """The header line of an evaluation store is missing or damaged (the records may be fine)."""
+
+
+def _header_damaged(path: Path) -> StoreHeaderError:
+    return StoreHeaderError(
+        f"{path} is not an evaluation store or its header line is damaged; `oneshot repair-store --out {path.parent}` rewrites it "
+        "and keeps every readable record (outside a run: EvaluationStore.repair(path, space)), "
+        "or delete the file to evaluate again"
+    )
+
+
 class EvaluationStore:
     """Evaluations of architectures persisted in an append-only JSONL file.
 
@@ -52,15 +68,22 @@ class EvaluationStore:
         path: the ``.jsonl`` file (created with its parent folders when missing).
         space: the search space; may be given later with :meth:`bind` (searchers do it in
             :meth:`~oneshot.search.Searcher.run`). A store written for another space is refused.
+        provenance: what made the evaluations (a JSON mapping), written into a new store's header;
+            a store whose header records a different one is refused naming the differing keys
+            (of its ``sections`` mapping when it has one).
 
     Usage: ``store.get(arch)`` returns a :class:`~oneshot.search.HistoryEntry` or ``None``;
     ``store.add(entry)`` appends one. ``len(store)``, ``arch in store`` and iteration (in file
     order) see every record, including those appended by other processes since the last read.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, space: SearchSpace | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, space: SearchSpace | None = None, provenance: dict[str, Any] | None = None
+    ) -> None:
         self.path = Path(path)
         self.space: SearchSpace | None = None
+        self.provenance = provenance
+        self.recorded_provenance: dict[str, Any] | None = None
         self._entries: dict[str, HistoryEntry] = {}
         self._partials: dict[tuple[str, float], HistoryEntry] = {}
         self._offset = 0
@@ -93,6 +116,8 @@ class EvaluationStore:
                     "num_layers": space.num_layers,
                     "created": time.time(),
                 }
+                if self.provenance is not None:
+                    header["provenance"] = self.provenance
                 fh.write(json.dumps(header) + "\n")
                 _sync(fh)
         self.space = space
@@ -103,6 +128,56 @@ class EvaluationStore:
                 f"evaluation store {self.path} was written for a search space with signature "
                 f"{self._signature}, this space has {space.signature()}; use another store file"
             )
+        self._check_provenance()
+
+    def _check_provenance(self) -> None:
+        if self.provenance is None or self.recorded_provenance is None:
+            return
+        if self.provenance == self.recorded_provenance:
+            return
+        old, new = self.recorded_provenance, self.provenance
+        if isinstance(old.get("sections"), dict) and isinstance(new.get("sections"), dict):
+            keys = {k: v for k, v in old.items() if k != "sections"} | old["sections"]
+            now = {k: v for k, v in new.items() if k != "sections"} | new["sections"]
+        else:
+            keys, now = old, new
+        changed = sorted(k for k in set(keys) | set(now) if keys.get(k) != now.get(k) and not k.endswith("_hash"))
+        self.space = None
+        raise StoreError(
+            f"evaluation store {self.path} holds evaluations made differently ({', '.join(changed) or 'provenance'} "
+            "differ); use the config that made it, or another store file"
+        )
+
+    @staticmethod
+    def repair(path: str | os.PathLike[str], space: SearchSpace, *, provenance: dict[str, Any] | None = None) -> int:
+        """Rewrite the header of the store at ``path`` for ``space`` (and ``provenance``), keeping
+        every record that is readable and fits the space; atomically. Returns the records kept."""
+        from oneshot.files import atomic_write_text
+
+        path = Path(path)
+        kept: list[str] = []
+        for raw in path.read_bytes().split(b"\n"):
+            try:
+                record = json.loads(raw)
+                if isinstance(record, dict) and record.get("type") in ("eval", "partial"):
+                    space.from_json(record["arch"])
+                    float(record["fitness"])
+                    kept.append(json.dumps(record, allow_nan=True))
+            except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+                continue
+        header: dict[str, Any] = {
+            "type": "header",
+            "format": _FORMAT,
+            "version": _VERSION,
+            "space": space.signature(),
+            "num_layers": space.num_layers,
+            "created": time.time(),
+            "repaired": True,
+        }
+        if provenance is not None:
+            header["provenance"] = provenance
+        atomic_write_text(path, "\n".join([json.dumps(header), *kept]) + "\n")
+        return len(kept)
 
     def _require_space(self) -> SearchSpace:
         if self.space is None:
@@ -148,7 +223,7 @@ class EvaluationStore:
                 raise ValueError("not an object")
         except (ValueError, UnicodeDecodeError):
             if position == 0:
-                raise StoreError(f"{self.path} is not an evaluation store (unreadable first line)") from None
+                raise _header_damaged(self.path) from None
             warnings.warn(
                 f"evaluation store {self.path}: skipping an unreadable line at byte {position}",
                 stacklevel=4,
@@ -157,10 +232,12 @@ class EvaluationStore:
         kind = record.get("type")
         if position == 0:
             if kind != "header" or record.get("format") != _FORMAT:
-                raise StoreError(f"{self.path} is not an evaluation store (no header line)")
+                raise _header_damaged(self.path)
             if int(record.get("version", 0)) > _VERSION:
                 raise StoreError(f"{self.path} has store format version {record['version']}, newer than {_VERSION}")
             self._signature = str(record.get("space"))
+            found = record.get("provenance")
+            self.recorded_provenance = dict(found) if isinstance(found, dict) else None
             return
         if kind not in ("eval", "partial"):
             return

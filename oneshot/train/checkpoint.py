@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,17 @@ import torch
 from oneshot.errors import CheckpointError
 from oneshot.files import atomic_write
 
-__all__ = ["CHECKPOINT_FORMAT", "load_checkpoint", "rng_state", "save_checkpoint", "set_rng_state"]
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "all_finite",
+    "load_checkpoint",
+    "nonfinite_tensors",
+    "peek_checkpoint",
+    "read_provenance",
+    "rng_state",
+    "save_checkpoint",
+    "set_rng_state",
+]
 
 CHECKPOINT_FORMAT = "oneshot-supernet-checkpoint/1"
 
@@ -57,3 +67,36 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     return payload
 
 
+
+
+def all_finite(tensors: Iterable[torch.Tensor]) -> bool:
+    """Whether every floating-point element of ``tensors`` is finite (one fused reduction)."""
+    ts = [t.detach() for t in tensors if t.is_floating_point() and t.numel()]
+    if not ts:
+        return True
+    norms = torch._foreach_norm(ts, float("inf"))  # fused max |x| per tensor; nan/inf propagate
+    return bool(torch.isfinite(torch.stack([n.float() for n in norms])).all())
+
+
+def nonfinite_tensors(state: Mapping[str, Any]) -> list[str]:
+    """Names of the floating-point tensors of a state dict that hold a non-finite value."""
+    return [k for k, v in state.items() if isinstance(v, torch.Tensor) and not all_finite([v])]
+
+
+def read_provenance(path: str | Path) -> dict[str, Any] | None:
+    """The ``provenance`` record of a checkpoint, read without loading its tensors into memory
+    (memory-mapped); a damaged file raises :class:`CheckpointError`."""
+    record = peek_checkpoint(path).get("provenance")
+    return dict(record) if isinstance(record, Mapping) else None
+
+
+def peek_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A checkpoint's payload with its tensors memory-mapped (cheap: for its small fields)."""
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    except Exception as exc:  # torch raises many types for damaged files
+        raise CheckpointError(f"checkpoint {path} is corrupted or unreadable ({type(exc).__name__}: {exc})") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not a oneshot supernet checkpoint")
+    return payload

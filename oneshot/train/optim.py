@@ -45,6 +45,11 @@ def component_param_groups(
     for layer in (mod for mod in model.modules() if isinstance(mod, ChoiceLayer)):
         for p in layer.parameters():
             owner.setdefault(id(p), (layer.component, layer.num_choices))
+    if multipliers is not None:
+        known = {component for component, _ in owner.values()} | {"shared"}
+        unknown = sorted(set(multipliers) - known)
+        if unknown:
+            raise ValueError(f"lr_multipliers: unknown component {unknown[0]!r}; components: {sorted(known)}")
     groups: dict[tuple[str, float], list[nn.Parameter]] = {}
     for p in model.parameters():
         if not p.requires_grad:

@@ -46,7 +46,8 @@ from oneshot.distributed import (
     raise_if_any_failed,
     sync_batchnorm,
 )
-from oneshot.errors import CheckpointError
+from oneshot.errors import CheckpointError, TrainingDiverged
+from oneshot.progress import progress_bar
 from oneshot.sampling import Sampler
 from oneshot.space import Architecture, SearchSpace
 from oneshot.supernet import activate
@@ -158,6 +159,12 @@ class SupernetTrainer:
         self.space = SearchSpace.from_module(model) if sampler is not None else None
         self.step = 0
         self.losses: list[float] = []
+        self.last_saved: int | None = None  # step of the last checkpoint written or resumed from
+        #: Written into every checkpoint (e.g. the provenance of the config that made it).
+        self.extra_state: dict[str, Any] = {}
+        #: Called with a checkpoint's state before it is resumed: raises to refuse it; returns
+        #: ``True`` to keep this trainer's learning rates and clipping instead of the checkpoint's.
+        self.resume_check: Callable[[Mapping[str, Any]], bool] | None = None
         self._init_distributed(distributed, sync_batchnorm)
 
     def _init_distributed(self, distributed: bool | None, sync_bn: bool) -> None:
@@ -208,6 +215,7 @@ class SupernetTrainer:
             "sampler": self.sampler.state_dict() if self.sampler is not None else None,
             "batches": self.batches.state_dict() if hasattr(self.batches, "state_dict") else None,
             "rng": checkpoint.rng_state(),
+            **self.extra_state,
         }
         if self.distributed:  # collective: every process's RNG streams, so each resumes its own
             per_rank = all_gather_object(state["rng"])
@@ -217,6 +225,11 @@ class SupernetTrainer:
     def load_state_dict(self, state: Mapping[str, Any], *, source: str = "checkpoint") -> None:
         if state.get("space") != (self.space.signature() if self.space is not None else None):
             raise CheckpointError(f"{source} was written for a different search space")
+        keep_lr = bool(self.resume_check(state)) if self.resume_check is not None else False
+        bad = checkpoint.nonfinite_tensors(state.get("model", {}))
+        if bad:
+            raise CheckpointError(f"{source} holds non-finite values (in {bad[0]}); delete it to train from scratch")
+        fresh_lrs = [g.get("initial_lr", g["lr"]) for g in self.optimizer.param_groups]
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
@@ -225,6 +238,8 @@ class SupernetTrainer:
             raise CheckpointError(f"{source} does not fit this model: {first}") from None
         if self.scheduler is not None and state.get("scheduler") is not None:
             self.scheduler.load_state_dict(state["scheduler"])
+        if keep_lr:
+            self._rescale_lr(fresh_lrs)
         if self.scaler is not None and state.get("scaler") is not None:
             self.scaler.load_state_dict(state["scaler"])
         if self.sampler is not None:
@@ -234,6 +249,32 @@ class SupernetTrainer:
         checkpoint.set_rng_state(self._own_rng_state(state, source))
         self.step = int(state["step"])
         self.losses = list(state["losses"])
+
+    def _rescale_lr(self, fresh_lrs: list[float]) -> None:
+        """After resuming, use this trainer's base learning rates (e.g. a lower ``train.lr`` to
+        restart a diverged run) at the checkpoint's point of the schedule."""
+        base_lrs = getattr(self.scheduler, "base_lrs", None)
+        for i, (group, fresh) in enumerate(zip(self.optimizer.param_groups, fresh_lrs, strict=True)):
+            old = group.get("initial_lr", group["lr"])
+            ratio = fresh / old if old else 1.0
+            for key in ("lr", "initial_lr", "max_lr", "min_lr"):
+                if key in group:
+                    group[key] *= ratio
+            if base_lrs is not None:
+                base_lrs[i] *= ratio
+        last = getattr(self.scheduler, "_last_lr", None)
+        if last is not None:
+            self.scheduler._last_lr = [g["lr"] for g in self.optimizer.param_groups]  # type: ignore[union-attr]
+
+    def _diverged(self, reason: str, step: int | None = None) -> TrainingDiverged:
+        """The error for a non-finite state found at optimizer step ``step`` (1-based; default:
+        the step just taken)."""
+        step = self.step if step is None else step
+        last = f"; the last checkpoint is from step {self.last_saved}" if self.last_saved is not None else ""
+        return TrainingDiverged(
+            f"training diverged at step {step}: {reason}{last}; lower the learning rate or clip gradients",
+            step=step, reason=reason, last_good=self.last_saved,
+        )
 
     def _own_rng_state(self, state: Mapping[str, Any], source: str) -> Mapping[str, Any]:
         """This process's RNG state from a checkpoint (rank 0's for a one-process checkpoint)."""
@@ -252,9 +293,12 @@ class SupernetTrainer:
         """Write the checkpoint (collective under ``distributed``: rank 0 writes, the others wait)."""
         if self.checkpoint_path is None:
             return
+        if not checkpoint.all_finite(self.model.state_dict().values()):  # never save a diverged state
+            raise self._diverged("the parameters are not finite")
         state = self.state_dict()
         if not self.distributed:
             checkpoint.save_checkpoint(self.checkpoint_path, state)
+            self.last_saved = self.step
             return
         error = None
         if is_main():
@@ -263,6 +307,7 @@ class SupernetTrainer:
             except Exception as exc:  # every process must learn of it, not wait forever
                 error = exc
         raise_if_any_failed(error, "writing the checkpoint")
+        self.last_saved = self.step
 
     def try_resume(self) -> bool:
         """Load ``run_dir/checkpoint.pt`` when it exists. Returns whether it resumed.
@@ -278,6 +323,7 @@ class SupernetTrainer:
             return False
         if not self.distributed:
             self.load_state_dict(checkpoint.load_checkpoint(path, map_location=self.device), source=str(path))
+            self.last_saved = self.step
             return True
         error = None
         try:
@@ -285,6 +331,7 @@ class SupernetTrainer:
         except Exception as exc:
             error = exc
         raise_if_any_failed(error, f"resuming from {path}")
+        self.last_saved = self.step
         return True
 
     def _fingerprint(self) -> str:
@@ -307,13 +354,12 @@ class SupernetTrainer:
                 loss = self._path_backward(arch)
                 if not math.isfinite(loss):
                     failure = failure or (
-                        f"loss is {loss} at step {self.step}"
+                        f"the loss is {loss}"
                         + (f" for architecture {arch.key}" if arch is not None else "")
                         + (f" on rank {self.rank}" if self.distributed else "")
-                        + "; lower the learning rate or enable gradient clipping"
                     )
                     if not self.distributed:
-                        raise FloatingPointError(failure)
+                        raise self._diverged(failure, self.step + 1)
                 total += loss
         if self.distributed:
             # one collective: gradients, running-statistics deltas, the window's loss
@@ -324,13 +370,13 @@ class SupernetTrainer:
                 t.add_(start)
             total /= self.world_size
             if failure is not None:
-                raise FloatingPointError(failure)
+                raise self._diverged(failure, self.step + 1)
             if not math.isfinite(total):
-                raise FloatingPointError(
-                    f"loss is not finite at step {self.step} on another process; "
-                    "lower the learning rate or enable gradient clipping"
-                )
+                raise self._diverged("the loss is not finite on another process", self.step + 1)
         self._optimizer_step()
+        # Checked after every update (the last one too): a blow-up never reaches a checkpoint.
+        if not checkpoint.all_finite(self.model.parameters()):
+            raise self._diverged("the parameters are not finite after the update")
         mean = total / len(window)
         self.losses.append(mean)
         return mean
@@ -392,9 +438,7 @@ class SupernetTrainer:
         start = time.perf_counter()
         bar = None
         if self.progress and (not self.distributed or self.rank == 0):
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=num_steps, initial=self.step, desc=desc, unit="step", dynamic_ncols=True)
+            bar = progress_bar(total=num_steps, initial=self.step, desc=desc, unit="step")
         try:
             while self.step < num_steps:
                 loss = self.train_step()

@@ -93,6 +93,9 @@ class CocoPanoptic(torch.utils.data.Dataset):
                     )
             self._images.append(img)
             self._annotations.append(ann)
+        annotated = {ann["image_id"] for ann in data["annotations"]}
+        #: File names of the JSON's images without annotation (not used; :meth:`validate` names them).
+        self.unannotated = [str(img["file_name"]) for iid, img in images.items() if iid not in annotated]
 
     def __len__(self) -> int:
         return len(self._annotations)
@@ -214,12 +217,18 @@ class CocoPanoptic(torch.utils.data.Dataset):
 
     # -- validation ------------------------------------------------------------------------
 
-    def validate(self, *, max_images: int | None = None) -> int:
-        """Read every image header and PNG; raise on the first broken file.
+    def validate(self, *, max_images: int | None = None, progress: bool = False) -> int:
+        """Decode every image and PNG in full; raise on the first broken file.
 
-        Checks, per sample in order: the image exists and is readable, its size equals the JSON's
-        ``width``/``height`` (when given) and the PNG's; the PNG exists; its ids equal the JSON's
-        segment ids (0 aside). Categories were checked at construction.
+        Checks, per sample in order: the image exists and decodes completely (a truncated file
+        fails), its size equals the JSON's ``width``/``height`` (when given) and the PNG's; the
+        PNG exists and decodes; its ids equal the JSON's segment ids (0 aside). Categories were
+        checked at construction. A dataset without annotated images is an error; images of the
+        JSON without annotation are named in a warning (they are not used).
+
+        Args:
+            max_images: check only the first ones.
+            progress: show a progress bar (a log line every few images off a terminal).
 
         Returns:
             The number of samples checked.
@@ -227,17 +236,30 @@ class CocoPanoptic(torch.utils.data.Dataset):
         Raises:
             DatasetError: naming the first broken file and what is wrong with it.
         """
+        import logging
+
         from PIL import Image, UnidentifiedImageError
 
+        from oneshot.progress import progress_bar
+
+        if len(self) == 0:
+            raise DatasetError(f"{self.panoptic_json}: no annotated images")
+        if self.unannotated:
+            shown = ", ".join(self.unannotated[:5]) + (", ..." if len(self.unannotated) > 5 else "")
+            logging.getLogger("oneshot").warning(
+                "%s: %d image(s) have no annotation and are not used: %s", self.panoptic_json, len(self.unannotated), shown
+            )
         n = len(self) if max_images is None else min(len(self), max_images)
+        bar = progress_bar(total=n, desc=f"validate {self.panoptic_json.name}", unit="image") if progress else None
         for index in range(n):
             path = self.image_path(index)
             try:
                 with Image.open(path) as im:
                     width, height = im.size
+                    im.load()  # a full decode: a truncated or corrupt file fails here
             except FileNotFoundError:
                 raise DatasetError(f"image not found: {path}") from None
-            except (UnidentifiedImageError, OSError) as exc:
+            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
                 raise DatasetError(f"{path}: cannot read image ({exc})") from None
             info = self._images[index]
             if ("width" in info and int(info["width"]) != width) or (
@@ -252,4 +274,8 @@ class CocoPanoptic(torch.utils.data.Dataset):
                     f"{self.panoptic_path(index)}: PNG is {ids.shape[1]}x{ids.shape[0]}, image is {width}x{height}"
                 )
             self._check_ids(index, np.unique(ids))
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
         return n

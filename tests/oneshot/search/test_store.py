@@ -105,3 +105,27 @@ def test_needs_a_space_before_use(space, tmp_path):
     store = EvaluationStore(tmp_path / "e.jsonl")
     with pytest.raises(RuntimeError, match="bind"):
         store.get(space.validate([0, 0, 0]))
+
+
+def test_provenance_is_recorded_and_a_different_one_refused(space, tmp_path):
+    made = {"sections": {"train": "a", "eval": "b"}, "supernet_steps": 20}
+    EvaluationStore(tmp_path / "e.jsonl", space=space, provenance=made).add(_entry(space, [0, 0, 0], 1.0))
+    assert json.loads((tmp_path / "e.jsonl").read_text().splitlines()[0])["provenance"] == made
+    assert len(EvaluationStore(tmp_path / "e.jsonl", space=space, provenance=made)) == 1
+    other = {"sections": {"train": "a", "eval": "c"}, "supernet_steps": 500}
+    with pytest.raises(StoreError, match=r"made differently \(eval, supernet_steps differ\)"):
+        EvaluationStore(tmp_path / "e.jsonl", space=space, provenance=other)
+
+
+def test_a_damaged_header_names_the_repair_which_keeps_the_records(space, tmp_path):
+    path = tmp_path / "e.jsonl"
+    store = EvaluationStore(path, space=space)
+    store.add(_entry(space, [0, 1, 3], 1.5))
+    store.add(_entry(space, [2, 0, 0], -1.0))
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(['{"type": "hea', *lines[1:]]) + "\n")
+    with pytest.raises(StoreError, match="header line is damaged; `oneshot repair-store --out"):
+        EvaluationStore(path, space=space)
+    assert EvaluationStore.repair(path, space, provenance={"supernet_steps": 3}) == 2
+    repaired = EvaluationStore(path, space=space, provenance={"supernet_steps": 3})
+    assert len(repaired) == 2 and repaired.get(space.validate([2, 0, 0])).fitness == -1.0

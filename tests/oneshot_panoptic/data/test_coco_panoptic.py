@@ -177,3 +177,28 @@ def test_json_problems_are_caught_at_construction(tmp_path: Path) -> None:
         _dataset(root)
     with pytest.raises(DatasetError, match="image folder not found"):
         CocoPanoptic(root / "nope", root / "panoptic_examples.json", root / "panoptic_examples")
+
+
+def test_validate_decodes_images_in_full(tmp_path: Path) -> None:
+    root = _copy(tmp_path)
+    jpg = root / "input_images" / "000000439180.jpg"
+    data = jpg.read_bytes()
+    jpg.write_bytes(data[: len(data) // 2])  # the header is intact: only a full decode sees it
+    with pytest.raises(DatasetError, match="000000439180.jpg: cannot read image"):
+        _dataset(root).validate()
+
+
+def test_validate_refuses_an_empty_split_and_names_unannotated_images(tmp_path: Path, caplog) -> None:
+    root = _copy(tmp_path)
+    data = _json()
+    dropped = data["annotations"].pop()
+    (root / "panoptic_examples.json").write_text(json.dumps(data))
+    with caplog.at_level("WARNING", logger="oneshot"):
+        assert _dataset(root).validate(progress=True) == 1
+    name = next(img["file_name"] for img in data["images"] if img["id"] == dropped["image_id"])
+    assert f"1 image(s) have no annotation and are not used: {name}" in caplog.text
+
+    data["annotations"] = []
+    (root / "panoptic_examples.json").write_text(json.dumps(data))
+    with pytest.raises(DatasetError, match="no annotated images"):
+        _dataset(root).validate()
