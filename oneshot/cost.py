@@ -336,3 +336,8 @@ def build_constraint(cost_model: CostModel, constraints: Any) -> CostConstraint 
     if bad:
         raise ValueError(f"constraint {bad[0]} must be a positive number, got {limits[bad[0]]}")
     return CostConstraint(cost_model, limits) if limits else None
+
+
+def has_limits(search_config: Any) -> bool:
+    """Whether ``search.constraints`` sets any limit."""
+    return any(v is not None for v in search_config.constraints.model_dump().values())

@@ -21,9 +21,9 @@ what it left behind when the same command is run again. Under ``torchrun`` every
 same stages: supernet training is data-parallel, evaluations are split by the study's executor,
 and rank 0 writes the run files (see ``docs/distributed.md``).
 
-(Over 400 lines because it is the one place where the stages meet; each stage's work lives in
-its own module: training in ``oneshot.train``, evaluation in ``oneshot.study``, reports in
-``oneshot.report``.)
+(About 500 lines because it is the one place where the stages meet and the checks before any
+work live; the report stage is in ``oneshot.report_stage``, retraining and export in
+``oneshot.retrain_stage``, training in ``oneshot.train``, evaluation in ``oneshot.study``.)
 """
 
 from __future__ import annotations
@@ -35,12 +35,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from oneshot.config import RunConfig
-from oneshot.cost import CostConstraint, CostModel, build_constraint
+from oneshot.cost import CostConstraint, CostModel, build_constraint, has_limits
 from oneshot.distributed import (
     broadcast_object,
     get_rank,
@@ -50,15 +49,8 @@ from oneshot.distributed import (
     local_device,
 )
 from oneshot.errors import CheckpointError, ConfigError, TrainingDiverged
-from oneshot.report import (
-    RetrainComparison,
-    RetrainResult,
-    ScoredArchitecture,
-    SearchReport,
-    learning_warnings,
-    noise_tolerance,
-    summary_markdown,
-)
+from oneshot.report_stage import ReportStage
+from oneshot.retrain_stage import RetrainStage
 from oneshot.run import RUN_FILES, RunDir, check_provenance, fault_point, provenance, resolve_config
 from oneshot.sampling import build_sampler
 from oneshot.search import (
@@ -72,7 +64,6 @@ from oneshot.search import (
 from oneshot.search.base import Searcher
 from oneshot.space import Architecture, SearchSpace
 from oneshot.study import Racing, Study
-from oneshot.supernet import freeze
 from oneshot.tasks import Stage, Task, get_task
 from oneshot.train import StandaloneTrainer, SupernetTrainer, load_checkpoint, save_checkpoint
 from oneshot.train.checkpoint import all_finite, nonfinite_tensors, peek_checkpoint, read_provenance
@@ -133,11 +124,7 @@ def check_device(device: str) -> None:
         raise ConfigError(f"device {device!r} requested but MPS is not available on this machine")
 
 
-def _has_limits(search_cfg: Any) -> bool:
-    return any(v is not None for v in search_cfg.constraints.model_dump().values())
-
-
-class Pipeline:
+class Pipeline(ReportStage, RetrainStage):
     """Runs the stages of one search job for a task in ``run_dir``."""
 
     def __init__(
@@ -480,7 +467,7 @@ class Pipeline:
                 )
             searcher = build_searcher(cfg.searcher, space, seed=self.config.seed, **options)
             if model is not None:
-                searcher.constraint = build_constraint(self.cost_model(model), cfg.constraints) if _has_limits(cfg) else None
+                searcher.constraint = build_constraint(self.cost_model(model), cfg.constraints) if has_limits(cfg) else None
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"search: {exc}") from None
         return searcher
@@ -508,218 +495,3 @@ class Pipeline:
             self.run.run_on_main(lambda f=folder: result.best.save(f / RUN_FILES["architecture"]), "writing the architecture")
         log.info("search done: %d architectures evaluated; best %s", result.num_evaluated, result.best.key)
         return result
-
-    # ----------------------------------------------------------------- report
-    def random_baselines(self, space: SearchSpace, count: int, constraint: Any = None) -> list[Architecture]:
-        """``count`` distinct random architectures, the same for every searcher of this run; with
-        a ``constraint``, drawn among the architectures that satisfy it (as the search's were)."""
-        rng = np.random.default_rng(self.config.seed + 7919)
-        randoms: list[Architecture] = []
-        for _ in range(1000 * max(1, count)):
-            if len(randoms) >= min(count, space.size):
-                break
-            arch = space.sample(rng)
-            if arch not in randoms and (constraint is None or constraint(arch)):
-                randoms.append(arch)
-        return randoms
-
-    def report(self, model: nn.Module, result: SearchResult) -> SearchReport:
-        """Evaluate the found and a few random architectures the same way; write the reports."""
-        space = SearchSpace.from_module(model)
-        study = self.study(model)
-        found = study.evaluate([result.best], full=True)[0]
-        constraint = build_constraint(self.cost_model(model), self.config.search.constraints) if _has_limits(self.config.search) else None
-        randoms = study.evaluate(self.random_baselines(space, self.config.search.random_baselines, constraint), full=True)
-        report = SearchReport(
-            task=self.task_cls.name,
-            searcher=result.searcher,
-            found=ScoredArchitecture(found.arch, {"fitness": found.fitness, **found.metrics}),
-            random=[ScoredArchitecture(e.arch, {"fitness": e.fitness, **e.metrics}) for e in randoms],
-            evaluations=result.num_evaluated,
-            search_seconds=sum(h.wall_time for h in result.history),
-            supernet_steps=self._supernet_steps,
-            untrained=self._untrained_fitness(result.best),
-            columns=tuple(self.task_cls.report_columns),
-        )
-        self._check_learning(report)
-        # picture grid (oneshot.ship): a few val predictions, drawn before report.md links them
-        from oneshot.ship import write_prediction_grid
-
-        self.run.run_on_main(lambda: write_prediction_grid(self, result.best, supernet=model), "drawing predictions")
-        self._write_report(report)
-        self.run.run_on_main(lambda: self._plots(result, space, self.run.searcher_dir(result.searcher)), "plotting the search")
-        if len(self.objectives()) > 1 or result.pareto:
-            self.run.run_on_main(lambda: self._write_pareto(model, result, self.run.searcher_dir(result.searcher)), "writing the Pareto front")
-        self._plot_summary(report, space)
-        log.info(
-            "report: found fitness %.4f, median of %d random %s; %s",
-            report.found.fitness, len(report.random),
-            "n/a" if report.random_median_fitness is None else f"{report.random_median_fitness:.4f}", self.path("report_md"),
-        )
-        return report
-
-    def _write_pareto(self, model: nn.Module, result: SearchResult, folder: Path) -> None:
-        """``pareto.json`` / ``pareto.png``; the hypervolume's reference point is the worst value
-        of each objective among the evaluated architectures (the nadir), stated in the JSON."""
-        from oneshot.pareto_report import write_pareto
-        from oneshot.search import objective_values
-
-        objectives = self.objectives()
-        history = [h for h in result.history if all(o.name == "fitness" or o.name in h.metrics for o in objectives)]
-        if not history:
-            return
-        values = np.array([objective_values(h.fitness, h.metrics, objectives) for h in history])
-        reference = [float(col.min() if o.direction == "maximize" else col.max()) for o, col in zip(objectives, values.T, strict=True)]
-        extra: dict[str, Any] = {"reference_point_rule": "the worst value of each objective among the evaluated architectures"}
-        if self._cost_keys():
-            extra["costs"] = self.cost_model(model).describe()
-        if "constraint" in result.extras:
-            extra["constraint"] = result.extras["constraint"]
-        write_pareto(folder / "pareto.json", folder / "pareto.png", history, objectives, reference,
-                     marked=[result.best, *result.pareto], extra=extra)
-
-    # --- warning when the supernet has not learned (docs/pipeline.md, "When the supernet has not learned")
-    def _check_learning(self, report: SearchReport) -> None:
-        fitnesses = [report.found.fitness, *(r.fitness for r in report.random)]
-        tolerance = noise_tolerance(fitnesses, self.config.search.noise_tolerance)
-        untrained = report.untrained.get("fitness") if report.untrained else None
-        report.warnings = learning_warnings(
-            report.found.fitness, [r.fitness for r in report.random], None if untrained is None else float(untrained), tolerance
-        )
-        for warning in report.warnings:
-            log.warning("the supernet may not have learned: %s", warning)
-
-    def _write_report(self, report: SearchReport) -> None:
-        """The searcher's report.json/report.md, and the run's summary of every searcher."""
-        folder = self.run.searcher_dir(report.searcher)
-        self.run.write_json(folder / RUN_FILES["report_json"], report.to_json())
-        self.run.write_text(folder / RUN_FILES["report_md"], report.to_markdown())
-        self._write_summary(report)
-
-    def _searcher_names(self, latest: SearchReport) -> list[str]:
-        return [n for n in self.run.searchers_run() if n != latest.searcher] + [latest.searcher]
-
-    def _write_summary(self, latest: SearchReport) -> None:
-        """The top of the run: the latest report (JSON), and every searcher compared (Markdown)."""
-        names = self._searcher_names(latest)
-        reports = [json.loads((self.run.searcher_dir(n) / RUN_FILES["report_json"]).read_text()) for n in names[:-1]]
-        reports.append(latest.to_json())
-        self.run.write_json(self.path("report_json"), {**latest.to_json(), "searchers": [r["searcher"] for r in reports]})
-        from oneshot.ship import picture_grid_markdown
-
-        self.run.write_text(self.path("report_md"), summary_markdown(reports) + "\n" + latest.to_markdown() + picture_grid_markdown(self.run_dir))
-
-    def _plot_summary(self, latest: SearchReport, space: SearchSpace) -> None:
-        names = self._searcher_names(latest)
-
-        def plots() -> None:
-            from oneshot import viz
-
-            results = {}
-            for name in names:
-                path = self.run.searcher_dir(name) / RUN_FILES["search_result"]
-                if path.exists():
-                    results[name] = SearchResult.from_json(space, json.loads(path.read_text()))
-            if results:
-                viz.plot_explored_models(results, path=self.run_dir / "explored.png")
-            scores = self.run.searcher_dir(latest.searcher) / "scores.png"
-            if scores.exists():
-                (self.run_dir / "scores.png").write_bytes(scores.read_bytes())
-
-        self.run.run_on_main(plots, "plotting the searchers")
-
-    def _untrained_fitness(self, arch: Architecture) -> dict[str, Any]:
-        """Metrics of the found architecture on a freshly initialised supernet (cached in the run)."""
-        cache = self.run_dir / "untrained.json"
-        cached = self.run.read_json(cache)
-        if cached is not None and cached.get("architecture") == arch.key:
-            return cached["metrics"]  # type: ignore[no-any-return]
-        torch.manual_seed(self.config.seed)
-        entry = self.study(self.task.build_supernet(), store=False).evaluate([arch])[0]
-        metrics = {"fitness": entry.fitness, **entry.metrics}
-        self.run.write_json(cache, {"architecture": arch.key, "metrics": metrics})
-        return metrics
-
-    def _plots(self, result: SearchResult, space: SearchSpace, folder: Path) -> None:
-        from oneshot import viz
-
-        if result.score_table is not None:
-            viz.plot_score_heatmap(result, space, path=folder / "scores.png")
-        viz.plot_explored_models({result.searcher: result}, path=folder / "explored.png")
-
-    # ----------------------------------------------------------------- retrain / export
-    def found_architecture(self, space: SearchSpace, arch_path: str | Path | None = None) -> Architecture:
-        path = Path(arch_path) if arch_path is not None else self.path("architecture")
-        if not path.exists():
-            raise ConfigError(f"no architecture at {path}; run `oneshot search` first or pass --arch")
-        return Architecture.load(space, path)
-
-    def retrain(
-        self, arch: Architecture | None = None, *, arch_path: str | Path | None = None, seed: int | None = None
-    ) -> RetrainResult:
-        """Train the frozen architecture from scratch and evaluate it on ``val``.
-
-        ``arch`` (or the architecture JSON at ``arch_path``, default the run's found one).
-        ``seed`` (default the config's ``seed``) sets the model initialisation and the batch order;
-        a seed other than the config's is kept in its own folder, ``retrain/<key>/seed-<seed>/``.
-        """
-        self.prepare_data()
-        self._begin_work()
-        run_seed = self.config.seed if seed is None else int(seed)
-        torch.manual_seed(run_seed)
-        supernet = self.task.build_supernet()
-        if arch is None:
-            arch = self.found_architecture(SearchSpace.from_module(supernet), arch_path)
-        out_dir = self.retrain_dir(arch, seed=run_seed)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        done = out_dir / "metrics.json"
-        finished = self.run.read_json(done)
-        if finished is not None:
-            steps = int(finished.pop("retrain_steps", 0))
-            log.info("reusing retrained %s (%s)", arch.key, done)
-            return RetrainResult(arch, finished, steps)
-        model = freeze(supernet, arch)
-        trainer = self._trainer(model, stage="retrain", run_dir=out_dir, batch_seed=run_seed + 1)
-        log.info("retraining %s: %d steps of %d images", arch.key, self.config.retrain.iterations, self.config.retrain.batch_size)
-        result = trainer.fit(self.config.retrain.iterations, desc="retrain")
-        model.eval()
-        # every rank holds the same weights: rank 0 evaluates and writes, the others receive it
-        metrics = broadcast_object(self.task.evaluate_standalone(model, split="val") if is_main() else None)
-        retrained = RetrainResult(arch, dict(metrics), result.steps)
-        self.run.run_on_main(lambda: torch.save(model.state_dict(), out_dir / "model_state.pt"), "writing the retrained model")
-        self.run.write_json(done, retrained.to_json())
-        # the report's picture grid gains the retrained column
-        from oneshot.ship import write_prediction_grid
-
-        self.run.run_on_main(lambda: write_prediction_grid(self, arch, retrained=model), "drawing predictions")
-        log.info("retrained %s: %d steps (%d in this run, %.1f s); val fitness %.4f",
-                 arch.key, result.steps, result.steps_this_run, result.seconds, float(metrics["fitness"]))
-        return retrained
-
-    def retrain_dir(self, arch: Architecture, *, seed: int | None = None) -> Path:
-        """Where :meth:`retrain` keeps ``arch`` retrained with ``seed`` (``metrics.json`` once done)."""
-        folder = self.run_dir / "retrain" / arch.key[:64]
-        return folder if seed is None or int(seed) == self.config.seed else folder / f"seed-{int(seed)}"
-
-    def retrain_compared(self, report: SearchReport, count: int | None = None) -> RetrainComparison:
-        """Retrain the report's found architecture and its first ``count`` random baselines
-        (default ``retrain.random_baselines``) the same way; the comparison is added to the
-        report's files (report.json ``retrained``, a section of report.md)."""
-        count = self.config.retrain.random_baselines if count is None else count
-        found = self.retrain(report.found.arch)
-        space = SearchSpace.from_module(self.task.build_supernet())
-        randoms = [self.retrain(arch) for arch in self.random_baselines(space, count)]
-        report.retrained = RetrainComparison(found, randoms)
-        if randoms:
-            log.info("retrained: found fitness %.4f, median of %d random %.4f (found ranks %d of %d)",
-                     float(found.metrics["fitness"]), len(randoms), report.retrained.random_median_fitness,
-                     report.retrained.found_rank, len(randoms) + 1)
-        self._write_report(report)
-        return report.retrained
-
-    def export(self, arch: Architecture, output: Path, *, fmt: str = "state_dict") -> dict[str, Any]:
-        """Export ``arch`` (retrained weights when the run has them, else the supernet's) in
-        ``fmt`` (``state_dict``, ``torchscript``, ``onnx``; see :mod:`oneshot.ship`)."""
-        from oneshot.ship import export_run
-
-        return export_run(self, arch, output, fmt=fmt)
