@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from oneshot.cost import build_constraint, has_limits
+from oneshot.errors import ArchitectureError
 from oneshot.report import (
     ScoredArchitecture,
     SearchReport,
@@ -104,8 +105,28 @@ class ReportStage:
             extra["costs"] = self.cost_model(model).describe()
         if "constraint" in result.extras:
             extra["constraint"] = result.extras["constraint"]
+        lines = self._reference_lines(model)
+        if lines:
+            extra["reference_architectures"] = lines
         write_pareto(folder / "pareto.json", folder / "pareto.png", history, objectives, reference,
-                     marked=[result.best, *result.pareto], extra=extra)
+                     marked=[result.best, *result.pareto], reference_lines=lines, extra=extra)
+
+    def _reference_lines(self: Pipeline, model: nn.Module) -> dict[str, dict[str, float]]:
+        """``{cost: {label: value}}`` of the task's published architectures that fit this space."""
+        refs = self.task.reference_architectures()
+        if not refs:
+            return {}
+        space, costs = SearchSpace.from_module(model), self.cost_model(model)
+        lines: dict[str, dict[str, float]] = {}
+        for label, obj in refs.items():
+            try:
+                arch = space.from_json(obj)
+            except ArchitectureError as exc:
+                log.warning("reference architecture %r does not fit this space: %s", label, exc)
+                continue
+            for key, value in costs.metrics(arch, ("flops", "params")).items():
+                lines.setdefault(key, {})[label] = float(value)
+        return lines
 
     # --- warning when the supernet has not learned (docs/pipeline.md, "When the supernet has not learned")
     def _check_learning(self: Pipeline, report: SearchReport) -> None:

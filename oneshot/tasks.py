@@ -120,6 +120,12 @@ class Task(ABC):
             "needed to measure FLOPs, parameters and latency"
         )
 
+    def reference_architectures(self) -> dict[str, Any]:
+        """Published architectures of this supernet's search space, by label (JSON forms), whose
+        costs the Pareto plots mark as reference lines; default none. A task returns only those
+        that belong to the configured space (e.g. the paper's at its search width)."""
+        return {}
+
     def evaluate_standalone(self, model: nn.Module, *, split: str = "val") -> dict[str, float]:
         """Evaluate a frozen, retrained model; metrics dict with a ``"fitness"`` key."""
         raise NotImplementedError(f"task {self.name!r} does not support evaluating standalone models")

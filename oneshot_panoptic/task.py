@@ -219,6 +219,18 @@ class PanopticTask(Task):
                 results.append(self._score(model, split, fraction))
         return results
 
+    def reference_architectures(self) -> dict[str, Any]:
+        """The paper's published COCO and ADE20K architectures, when the model is at the width
+        they were searched at (the ``1.3G`` preset's 40-layer space)."""
+        if self.config.model.preset != "1.3G":
+            return {}
+        from oneshot_panoptic.modeling.builder import (
+            PUBLISHED_ARCHITECTURES,
+            published_architecture,
+        )
+
+        return {f"published {name}": published_architecture(name).to_json() for name in PUBLISHED_ARCHITECTURES}
+
     def evaluate_standalone(self, model: nn.Module, *, split: str = "val") -> dict[str, float]:
         """PQ and semantic metrics of a frozen (retrained) model on ``split``."""
         return self._score(model, split)

@@ -57,3 +57,36 @@ def test_racing_through_oneshot_search_records_partial_evaluations(tmp_path):
     assert len(partial_keys) == 24  # every candidate was scored on the share first
     report = json.loads((out / "report.json").read_text())
     assert report["found"]["architecture"] == result["best"]  # evaluated in full for the report
+
+
+def test_reference_architectures_are_marked_on_the_pareto_front(tmp_path):
+    from oneshot.tasks import register_task
+    from oneshot.testing import ToyTask
+
+    @register_task
+    class ToyWithReference(ToyTask):
+        name = "toy-with-reference"
+
+        def reference_architectures(self):
+            return {"published": {"body": [0, 0, 0], "head": [1]}, "wrong space": {"body": [0], "head": [0]}}
+
+    out = tmp_path / "run"
+    _run(["search", "--task", "toy-with-reference", "--preset", "tiny", "--quiet", "--set", "train.iterations=2",
+          "--out", str(out), "--searcher", "mo-random", "--set", "search.options.mo-random.budget=6",
+          "--set", "search.objectives=[fitness, flops]"])
+    front = json.loads((out / "search" / "mo-random" / "pareto.json").read_text())
+    lines = front["reference_architectures"]
+    assert set(lines) == {"flops", "params"} and set(lines["flops"]) == {"published"}
+    assert lines["flops"]["published"] > 0
+
+
+def test_panoptic_marks_the_published_architectures_only_at_their_width():
+    from oneshot.config import load_config
+    from oneshot_panoptic.config import PRESETS, PanopticConfig
+    from oneshot_panoptic.task import PanopticTask
+
+    tiny = PanopticTask(load_config(PanopticConfig, preset=PRESETS["tiny"]))
+    assert tiny.reference_architectures() == {}
+    wide = PanopticTask(load_config(PanopticConfig, preset=PRESETS["tiny"], overrides=["model.preset=1.3G"]))
+    refs = wide.reference_architectures()
+    assert set(refs) == {"published coco", "published ade20k"} and len(refs["published coco"]["backbone"]) == 40
