@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.files import write_text
 from oneshot.export import ExportPart, export_model, max_abs_difference
+from oneshot.files import atomic_write_text
 from oneshot.space import Architecture, SearchSpace
 from oneshot.supernet import freeze
 from oneshot_panoptic.data.synthetic import SYNTHETIC_CATEGORIES, synthetic_sample
@@ -149,7 +149,7 @@ absolute difference from eager over all outputs of all images.
 
 torch {torch.__version__}, onnxruntime {ort.__version__}, {platform.processor() or platform.machine()}, Python {platform.python_version()}.
 """
-    write_text(Path(args.out) / "report.md", report)
+    atomic_write_text(Path(args.out) / "report.md", report)
     print(report)
     return report
 

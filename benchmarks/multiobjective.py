@@ -19,7 +19,7 @@ true front. Intervals: 95% percentile bootstrap over seeds (10,000 resamples) of
 Run from the repository root (writes JSON, a figure and markdown into ``--out``)::
 
     OMP_NUM_THREADS=1 python benchmarks/multiobjective.py \
-        --table ../shared/data/nas_bench_macro --seeds 30 --out runs/multiobjective
+        --table path/to/nas_bench_macro --seeds 30 --out runs/multiobjective
 
 NAS-Bench-Macro is loaded with ``benchmarks.tabular``.
 """

@@ -12,7 +12,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from benchmarks.files import write_json, write_text
 from benchmarks.nas_bench_macro import (
     PolicyConfig,
     RunRecord,
@@ -25,6 +24,7 @@ from benchmarks.nas_bench_macro import (
     summarize,
 )
 from benchmarks.tabular import NASBenchMacro, load_nas_bench_macro
+from oneshot.files import atomic_write_json, atomic_write_text
 
 __all__ = ["NEW_POLICY", "SECTION_TITLE", "nas_bench_macro_report"]
 
@@ -97,9 +97,9 @@ def nas_bench_macro_report(
     )
 
     body = _markdown_body(bench, records, summaries, configs, seeds, sigmas, elapsed, command)
-    write_json(out / "runs.json", [asdict(r) for r in records])
-    write_json(out / "summary.json", [asdict(s) for s in summaries])
-    write_text(out / "report.md", f"{SECTION_TITLE}\n\n{body}\n")
+    atomic_write_json(out / "runs.json", [asdict(r) for r in records])
+    atomic_write_json(out / "summary.json", [asdict(s) for s in summaries])
+    atomic_write_text(out / "report.md", f"{SECTION_TITLE}\n\n{body}\n")
     return {"summaries": summaries, "records": records, "seconds": elapsed, "out": str(out)}
 
 

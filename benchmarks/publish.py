@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from benchmarks.files import write_text
+from oneshot.files import atomic_write_text
 
 __all__ = ["publish", "publish_report", "write_markdown_section"]
 
@@ -33,18 +33,18 @@ def write_markdown_section(path: str | Path, body: str, *, title: str) -> None:
     path = Path(path)
     section = f"{title}\n\n{body.strip()}\n"
     if not path.exists():
-        write_text(path, f"# Benchmarks\n\n{section}")
+        atomic_write_text(path, f"# Benchmarks\n\n{section}")
         return
     text = path.read_text()
     lines = text.splitlines(keepends=True)
     start = next((i for i, line in enumerate(lines) if line.rstrip() == title), None)
     if start is None:
         sep = "" if text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
-        write_text(path, text + sep + section)
+        atomic_write_text(path, text + sep + section)
         return
     end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
     tail = "".join(lines[end:])
-    write_text(path, "".join(lines[:start]) + section + ("\n" + tail if tail else ""))
+    atomic_write_text(path, "".join(lines[:start]) + section + ("\n" + tail if tail else ""))
 
 
 def publish_report(report: str | Path, page: str | Path, *, images: str = "img") -> tuple[str, list[Path]]:

@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python -m benchmarks.search_policies --table ../shared/data/nas_bench_macro --seeds 100 \\
+    python -m benchmarks.search_policies --table path/to/nas_bench_macro --seeds 100 \\
         --out runs/benchmarks/search-policies
     python -m benchmarks.search_policies --task panoptic --preset tiny --budget-scale 0.3
     python -m benchmarks.publish runs/benchmarks/search-policies docs/benchmarks.md

@@ -41,7 +41,6 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.files import write_json, write_text
 from benchmarks.task_policies import (
     Candidate,
     CostLedger,
@@ -53,6 +52,7 @@ from benchmarks.task_policies import (
 from benchmarks.task_report import markdown_body, section_title
 from benchmarks.task_stats import trust_stats
 from benchmarks.task_summary import build_summary, write_plots
+from oneshot.files import atomic_write_json, atomic_write_text
 from oneshot.search import SearchResult
 from oneshot.space import Architecture, SearchSpace
 from oneshot.study import Study
@@ -178,8 +178,8 @@ def run_task_benchmark(
                             seeds=seeds, budget_scale=budget_scale, policy_options=policy_options or {},
                             retrain_seeds=retrain_with, elapsed=time.perf_counter() - started, command=command)
     write_plots(summary, out)
-    write_json(out / "summary.json", summary)
-    write_text(out / "report.md", f"{section_title(task)}\n\n{markdown_body(summary)}\n")
+    atomic_write_json(out / "summary.json", summary)
+    atomic_write_text(out / "report.md", f"{section_title(task)}\n\n{markdown_body(summary)}\n")
     say(f"[benchmark] done in {summary['elapsed_s']:.0f} s; results in {out}")
     return summary
 
@@ -222,7 +222,7 @@ def _search(
         **cost,
     }
     ledger.record(f"search {spec.searcher} seed {seed}", evaluations=fresh, measured=True, **cost)
-    write_json(path, {**record, "result": result.to_json()}, indent=None)
+    atomic_write_json(path, {**record, "result": result.to_json()}, indent=None)
     say(f"[benchmark] {label}, seed {seed}: {result.num_evaluated} evaluations, {fresh} new, {cost['wall_s']:.1f} s")
     values = {h.fitness for h in result.history}
     if len(result.history) > 1 and len(values) == 1:
@@ -340,7 +340,7 @@ def _bn_study(
             metrics = task.evaluate(model, [a for _, a in todo], split="search")
         for (_, a), m in zip(todo, metrics, strict=True):
             entries[f"{a.key}|{k}"] = {**m, "wall_s": cost["wall_s"] / len(todo), "cpu_s": cost["cpu_s"] / len(todo)}
-        write_json(cache_path, cache)
+        atomic_write_json(cache_path, cache)
     total_wall = sum(e["wall_s"] for key, e in entries.items() if any(key == f"{a.key}|{k}" for _, a in chosen for k in counts))
     total_cpu = sum(e["cpu_s"] for key, e in entries.items() if any(key == f"{a.key}|{k}" for _, a in chosen for k in counts))
     ledger.record("BN recalibration study", evaluations=len(chosen) * len(counts), measured=True,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.files import write_json
+from oneshot.files import atomic_write_json
 from oneshot.search import Searcher, SearchResult, build_searcher
 from oneshot.space import Architecture, SearchSpace
 
@@ -145,7 +145,7 @@ class CostLedger:
     def record(self, key: str, **values: Any) -> dict[str, Any]:
         entry = {"device": self.device, **values}
         self.entries[key] = entry
-        write_json(self.path, self.entries)
+        atomic_write_json(self.path, self.entries)
         return entry
 
     @contextmanager

@@ -39,6 +39,7 @@ from oneshot.cost import (
     time_call,
 )
 from oneshot.errors import OneshotError
+from oneshot.files import atomic_write_json
 from oneshot.space import Architecture, ChoiceLayer, SearchSpace
 from oneshot.supernet import activate, choice_layers
 
@@ -87,11 +88,7 @@ class LatencyTable:
 
     def save(self, path: str | Path) -> None:
         """Write atomically (a temporary file replaced in one step)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=1) + "\n")
-        tmp.replace(path)
+        atomic_write_json(path, self.to_json())
 
     @classmethod
     def load(cls, path: str | Path) -> LatencyTable:

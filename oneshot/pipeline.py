@@ -21,7 +21,7 @@ what it left behind when the same command is run again. Under ``torchrun`` every
 same stages: supernet training is data-parallel, evaluations are split by the study's executor,
 and rank 0 writes the run files (see ``docs/distributed.md``).
 
-(About 500 lines because it is the one place where the stages meet and the checks before any
+(Not split further, at about 500 lines, because it is the one place where the stages meet and the checks before any
 work live; the report stage is in ``oneshot.report_stage``, retraining and export in
 ``oneshot.retrain_stage``, training in ``oneshot.train``, evaluation in ``oneshot.study``.)
 """
@@ -154,6 +154,7 @@ class Pipeline(ReportStage, RetrainStage):
         self._data_ready = False
         self._evaluated = 0  # evaluations computed by this process (for fault_point)
         self._supernet_steps: int | None = None
+        self._cost_model: CostModel | None = None
         self._checked: set[str] = set()
         self._pinned = False
         self.identity = provenance(config)
@@ -440,9 +441,8 @@ class Pipeline(ReportStage, RetrainStage):
         """FLOPs, parameters and latency of ``model``'s architectures at the task's example input,
         on the run's device; latency from ``latency_table.json`` when the run has one (built by
         ``oneshot latency-table``), else measured."""
-        cached = getattr(self, "_cost_model", None)
-        if cached is not None and cached.model is model:
-            return cached  # type: ignore[no-any-return]
+        if self._cost_model is not None and self._cost_model.model is model:
+            return self._cost_model
         from oneshot.latency_table import LatencyTable
 
         table_path = self.run_dir / "latency_table.json"

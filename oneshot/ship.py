@@ -38,7 +38,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 def retrained_weights_path(pipe: Pipeline, arch: Architecture) -> Path:
     """Where :meth:`Pipeline.retrain` leaves the retrained weights of ``arch``."""
-    return pipe.run_dir / "retrain" / arch.key[:64] / "model_state.pt"
+    return pipe.retrain_dir(arch) / "model_state.pt"
 
 
 def retrained_model(pipe: Pipeline, arch: Architecture) -> nn.Module | None:

@@ -92,14 +92,19 @@ class Racing:
         if self.top_k < 1 or self.min_pairs < 2 or self.z < 0:
             raise ValueError("racing needs top_k >= 1, min_pairs >= 2 and z >= 0")
 
+    def threshold(self, fulls: Sequence[float], pairs: Sequence[tuple[float, float]]) -> float | None:
+        """The lowest partial score still promoted, given the full scores and (partial, full)
+        pairs known; ``None`` when every candidate must be promoted (too few of either)."""
+        if len(pairs) < self.min_pairs or len(fulls) < self.top_k:
+            return None
+        diffs = np.array([full - part for part, full in pairs])
+        target = sorted(fulls, reverse=True)[self.top_k - 1]
+        return target - float(diffs.mean()) - self.z * float(diffs.std(ddof=1))
+
     def promote(self, partial: float, fulls: Sequence[float], pairs: Sequence[tuple[float, float]]) -> bool:
         """Whether a candidate with this ``partial`` score must be evaluated in full."""
-        if len(pairs) < self.min_pairs or len(fulls) < self.top_k:
-            return True
-        diffs = np.array([full - part for part, full in pairs])
-        threshold = sorted(fulls, reverse=True)[self.top_k - 1]
-        optimistic = partial + float(diffs.mean()) + self.z * float(diffs.std(ddof=1))
-        return optimistic >= threshold
+        lowest = self.threshold(fulls, pairs)
+        return lowest is None or partial >= lowest
 
 
 # ----------------------------------------------------------------------------- the study
@@ -200,7 +205,8 @@ class Study:
             self._partial_seen[entry.arch] = entry
             if self.view is not None and self.view is not self._file:
                 self.view.add_partial(entry, fraction)  # type: ignore[attr-defined]
-        return [a for a in archs if self.racing.promote(self._partial_seen[a].fitness, fulls, pairs)]
+        lowest = self.racing.threshold(fulls, pairs)  # one rule for the whole batch
+        return [a for a in archs if lowest is None or self._partial_seen[a].fitness >= lowest]
 
     def _get_partial(self, arch: Architecture) -> HistoryEntry | None:
         assert self.racing is not None

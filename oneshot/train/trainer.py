@@ -14,8 +14,8 @@ the same seeded sampler, reads its own shard of the data, accumulates its window
 gradients are averaged across processes once per window
 (:func:`oneshot.distributed.all_reduce_gradients`); rank 0 writes the checkpoints.
 
-(Over 400 lines because the training state machine, its checkpointed state and its distributed
-variant are one class whose parts must change together.)
+(Not split, at about 490 lines: the training state machine, its checkpointed state and its
+distributed variant are one class whose parts must change together.)
 """
 
 from __future__ import annotations

@@ -14,8 +14,9 @@ Layout written by :func:`generate_synthetic_dataset`, one folder per split::
 
 Every image is drawn from its own generator seeded by ``(seed, image_id)``, so the files depend
 only on the seed, the size, the split sizes and the variant (``bench``: harder scenes, drawn by
-:mod:`oneshot_panoptic.data.synthetic_bench`). Over 400 lines because the scene drawing and the
-file writing share private helpers that the bench variant reuses.
+:mod:`oneshot_panoptic.data.synthetic_bench`). Not split, at about 600 lines: the scene drawing
+and the file writing share private helpers that the bench variant reuses, and the drawing of one
+scene reads best in one place.
 """
 
 from __future__ import annotations
