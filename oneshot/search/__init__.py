@@ -13,22 +13,37 @@ from oneshot.search.base import (
     SearchResult,
     batch_fitness,
 )
-from oneshot.search.evolution import EvolutionSearcher
+from oneshot.search.evolution import EvolutionOptions, EvolutionSearcher
 from oneshot.search.multiobjective import (
     MultiObjectiveMixin,
+    MultiObjectiveRandomOptions,
     MultiObjectiveRandomSearcher,
     pareto_entries,
 )
 from oneshot.search.objectives import COST_METRICS, Objective, objective_values, parse_objectives
-from oneshot.search.optuna_search import NSGA2Searcher, OptunaSearcher, TPESearcher
+from oneshot.search.options import ObjectivesOption, SearcherOptions
+from oneshot.search.optuna_search import (
+    NSGA2Options,
+    NSGA2Searcher,
+    OptunaOptions,
+    OptunaSearcher,
+    TPEOptions,
+    TPESearcher,
+)
 from oneshot.search.pareto import dominates, hypervolume, non_dominated
-from oneshot.search.path_priority import PathPrioritySearcher, ScoreTable, ranked_combinations
+from oneshot.search.path_priority import (
+    PathPriorityOptions,
+    PathPrioritySearcher,
+    ScoreTable,
+    ranked_combinations,
+)
 from oneshot.search.path_priority_verify import (
     AdditiveModel,
+    VerifiedPathPriorityOptions,
     VerifiedPathPrioritySearcher,
     fit_additive,
 )
-from oneshot.search.random import RandomSearcher
+from oneshot.search.random import RandomOptions, RandomSearcher
 from oneshot.search.registry import (
     SEARCHERS,
     available_searchers,
@@ -37,7 +52,7 @@ from oneshot.search.registry import (
     register_searcher,
 )
 from oneshot.search.store import EvaluationStore, StoreError
-from oneshot.search.surrogate import MatchKernelGP, SurrogateSearcher
+from oneshot.search.surrogate import MatchKernelGP, SurrogateOptions, SurrogateSearcher
 
 for _cls in (
     PathPrioritySearcher,
@@ -52,6 +67,17 @@ for _cls in (
     register_searcher(_cls)
 
 __all__ = [
+    "EvolutionOptions",
+    "MultiObjectiveRandomOptions",
+    "NSGA2Options",
+    "OptunaOptions",
+    "TPEOptions",
+    "ObjectivesOption",
+    "SearcherOptions",
+    "PathPriorityOptions",
+    "VerifiedPathPriorityOptions",
+    "RandomOptions",
+    "SurrogateOptions",
     "SEARCHERS",
     "COST_METRICS",
     "MultiObjectiveMixin",

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from oneshot.errors import OneshotError
+from oneshot.search.options import SearcherOptions
 from oneshot.space import Architecture, SearchSpace
 
 if TYPE_CHECKING:
@@ -253,18 +254,42 @@ class Searcher(ABC):
 
     ``constraint`` (``arch -> bool``) is honoured by :meth:`ask`: architectures that violate it
     are never proposed. Set it as an attribute or pass it to :meth:`run`.
+
+    Options: a searcher declares them as a :class:`~oneshot.search.options.SearcherOptions` model
+    in :attr:`Options` and builds its state in :meth:`_setup`; the constructor takes the space,
+    the options (keywords, positionally in the model's field order, or one model instance) and
+    ``seed``, and every option reads as an attribute (``searcher.population``). A searcher may
+    instead define its own ``__init__`` with keyword arguments, calling
+    ``super().__init__(space, seed=seed)``; :func:`~oneshot.search.build_searcher` then passes
+    the options through unchecked.
     """
 
     name: ClassVar[str] = ""
     #: whether the searcher takes ``objectives`` and returns a Pareto set (``SearchResult.pareto``)
     multi_objective: ClassVar[bool] = False
+    #: the searcher's options model
+    Options: ClassVar[type[SearcherOptions]] = SearcherOptions
+    #: options that may be given together with a budget (passed on by :meth:`with_budget`)
+    budget_extras: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, space: SearchSpace, *, seed: int = 0) -> None:
+    def __init__(self, space: SearchSpace, *args: Any, seed: int = 0, **options: Any) -> None:
         self.space = space
         self.seed = int(seed)
+        self.options = self.Options.from_arguments(self.name or type(self).__name__, args, options)
         self.constraint: Constraint | None = None
         self._pending: list[Architecture] | None = None
         self._history: list[HistoryEntry] = []
+        self._setup()
+
+    def __getattr__(self, name: str) -> Any:
+        # only called when normal lookup fails: the options read as attributes
+        options = self.__dict__.get("options")
+        if options is not None and name in type(options).model_fields:
+            return getattr(options, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _setup(self) -> None:  # noqa: B027 (optional hook: a searcher without state needs none)
+        """Build the search state from ``space``, ``seed`` and ``options`` (the end of ``__init__``)."""
 
     # ----------------------------------------------------------------- to implement
     @classmethod
@@ -380,23 +405,27 @@ _B = TypeVar("_B", bound="BudgetSearcher")
 
 
 class BudgetSearcher(Searcher):
-    """A searcher whose evaluation budget is the constructor argument named :attr:`budget_arg`,
-    kept as the attribute of the same name.
+    """A searcher whose evaluation budget is the option named :attr:`budget_arg`, read as the
+    attribute of the same name.
 
-    :meth:`with_budget` passes ``n`` as that argument (plus whatever :meth:`_budget_options`
-    derives from ``n``) and :attr:`max_evaluations` is its value.
+    :meth:`with_budget` passes ``n`` as that option (plus whatever :meth:`_budget_options`
+    derives from ``n``, and the :attr:`budget_extras` given) and :attr:`max_evaluations` is its value.
     """
 
     budget_arg: ClassVar[str]
 
     @classmethod
     def _budget_options(cls, n: int) -> dict[str, Any]:
-        """The constructor arguments of a searcher that uses at most ``n`` evaluations."""
+        """The options of a searcher that uses at most ``n`` evaluations."""
         return {cls.budget_arg: n}
 
     @classmethod
-    def with_budget(cls: type[_B], space: SearchSpace, n: int, *, seed: int = 0) -> _B:
-        return cls(space, seed=seed, **cls._budget_options(n))  # type: ignore[call-arg]
+    def with_budget(cls: type[_B], space: SearchSpace, n: int, *, seed: int = 0, **extras: Any) -> _B:
+        """The searcher with ``n`` evaluations; ``extras``: any of :attr:`budget_extras`."""
+        unknown = sorted(set(extras) - set(cls.budget_extras))
+        if unknown:
+            raise TypeError(f"{cls.__name__}.with_budget takes no option {', '.join(map(repr, unknown))}")
+        return cls(space, seed=seed, **extras, **cls._budget_options(n))
 
     @property
     def max_evaluations(self) -> int:

@@ -5,18 +5,40 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from pydantic import Field, model_validator
 
 from oneshot.search.base import HistoryEntry, Searcher, SearchError
+from oneshot.search.options import SearcherOptions
 from oneshot.search.random import UniqueSampler
 from oneshot.space import Architecture, SearchSpace
 
-__all__ = ["EvolutionSearcher", "population_for_budget"]
+__all__ = ["EvolutionOptions", "EvolutionSearcher", "population_for_budget"]
 
 
 def population_for_budget(n: int) -> int:
     """``round(sqrt(2.5 n))`` clipped to 2..50: the paper's 50:20 ratio of population to
     generations (SPOS), for a budget of ``n`` evaluations."""
     return max(2, min(50, round(math.sqrt(2.5 * n))))
+
+
+class EvolutionOptions(SearcherOptions):
+    """Options of :class:`EvolutionSearcher` (the defaults are the paper's settings)."""
+
+    population: int = Field(50, ge=1)
+    generations: int = Field(20, ge=1)
+    top_k: int = Field(10, ge=1)
+    mutations: int = Field(25, ge=0)
+    crossovers: int = Field(25, ge=0)
+    mutation_prob: float = Field(0.1, ge=0.0, le=1.0)
+    max_tries: int = Field(1000, ge=1)
+
+    @model_validator(mode="after")
+    def _offspring_fit_the_population(self) -> EvolutionOptions:
+        if self.mutations + self.crossovers > self.population:
+            raise ValueError(
+                f"mutations + crossovers ({self.mutations + self.crossovers}) exceed the population ({self.population})"
+            )
+        return self
 
 
 class EvolutionSearcher(Searcher):
@@ -37,38 +59,12 @@ class EvolutionSearcher(Searcher):
     """
 
     name = "evolution"
+    Options = EvolutionOptions
+    options: EvolutionOptions
 
-    def __init__(
-        self,
-        space: SearchSpace,
-        population: int = 50,
-        generations: int = 20,
-        top_k: int = 10,
-        mutations: int = 25,
-        crossovers: int = 25,
-        mutation_prob: float = 0.1,
-        *,
-        seed: int = 0,
-        max_tries: int = 1000,
-    ) -> None:
-        super().__init__(space, seed=seed)
-        for label, value in (("population", population), ("generations", generations), ("top_k", top_k)):
-            if value < 1:
-                raise ValueError(f"{label} must be >= 1, got {value}")
-        if mutations < 0 or crossovers < 0:
-            raise ValueError("mutations and crossovers must be >= 0")
-        if mutations + crossovers > population:
-            raise ValueError(f"mutations + crossovers ({mutations + crossovers}) exceed the population ({population})")
-        if not 0.0 <= mutation_prob <= 1.0:
-            raise ValueError(f"mutation_prob must be in [0, 1], got {mutation_prob}")
-        self.population = int(population)
-        self.generations = int(generations)
-        self.top_k = int(top_k)
-        self.mutations = int(mutations)
-        self.crossovers = int(crossovers)
-        self.mutation_prob = float(mutation_prob)
+    def _setup(self) -> None:
         self._rng = np.random.default_rng(self.seed)
-        self._unique = UniqueSampler(self, self._rng, max_tries=max_tries)
+        self._unique = UniqueSampler(self, self._rng, max_tries=self.max_tries)
         self._generation = 0
         self._parents: list[HistoryEntry] = []
         self._evaluated: list[HistoryEntry] = []

@@ -11,17 +11,18 @@ equals), so single-objective code keeps working.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import numpy as np
 
 from oneshot.search.base import BudgetSearcher, HistoryEntry, SearchError
-from oneshot.search.objectives import Objective, ObjectiveLike, objective_values, parse_objectives
+from oneshot.search.objectives import Objective, objective_values
+from oneshot.search.options import ObjectivesOption, default_objectives
 from oneshot.search.pareto import non_dominated, to_minimization
-from oneshot.search.random import RandomSearcher
-from oneshot.space import Architecture, SearchSpace
+from oneshot.search.random import RandomOptions, RandomSearcher
+from oneshot.space import Architecture
 
-__all__ = ["MultiObjectiveMixin", "MultiObjectiveRandomSearcher", "pareto_entries"]
+__all__ = ["MultiObjectiveMixin", "MultiObjectiveRandomOptions", "MultiObjectiveRandomSearcher", "pareto_entries"]
 
 
 def pareto_entries(history: Sequence[HistoryEntry], objectives: Sequence[Objective]) -> list[HistoryEntry]:
@@ -36,32 +37,16 @@ def pareto_entries(history: Sequence[HistoryEntry], objectives: Sequence[Objecti
     return [entries[i] for i in non_dominated(values, [o.direction for o in objectives])]
 
 
-_M = TypeVar("_M", bound="MultiObjectiveMixin")
-
-
 class MultiObjectiveMixin(BudgetSearcher):
     """Selection, result fields and ``with_budget(..., objectives=...)`` shared by the
     multi-objective searchers.
 
-    Subclasses take ``objectives`` and call :meth:`_init_objectives` in their constructor.
+    Subclasses declare an ``objectives`` option (:data:`oneshot.search.options.ObjectivesOption`).
     """
 
     multi_objective: ClassVar[bool] = True
+    budget_extras: ClassVar[tuple[str, ...]] = ("objectives",)
     objectives: tuple[Objective, ...]
-
-    @classmethod
-    def with_budget(
-        cls: type[_M],
-        space: SearchSpace,
-        n: int,
-        *,
-        seed: int = 0,
-        objectives: Sequence[ObjectiveLike] | ObjectiveLike = ("fitness",),
-    ) -> _M:
-        return cls(space, seed=seed, objectives=objectives, **cls._budget_options(n))  # type: ignore[call-arg]
-
-    def _init_objectives(self, objectives: Sequence[ObjectiveLike] | ObjectiveLike) -> None:
-        self.objectives = parse_objectives(objectives)
 
     def objective_values(self, entry: HistoryEntry) -> list[float]:
         return objective_values(entry.fitness, entry.metrics, self.objectives)
@@ -88,6 +73,12 @@ class MultiObjectiveMixin(BudgetSearcher):
         return fields
 
 
+class MultiObjectiveRandomOptions(RandomOptions):
+    """Options of :class:`MultiObjectiveRandomSearcher`: random search's and ``objectives``."""
+
+    objectives: ObjectivesOption = default_objectives()
+
+
 class MultiObjectiveRandomSearcher(MultiObjectiveMixin, RandomSearcher):
     """Random search that returns the Pareto set of its samples under ``objectives``.
 
@@ -96,17 +87,5 @@ class MultiObjectiveRandomSearcher(MultiObjectiveMixin, RandomSearcher):
     """
 
     name = "mo-random"
-
-    def __init__(
-        self,
-        space: SearchSpace,
-        num_samples: int = 300,
-        *,
-        objectives: Sequence[ObjectiveLike] | ObjectiveLike = ("fitness",),
-        seed: int = 0,
-        batch_size: int | None = None,
-        max_tries: int = 1000,
-    ) -> None:
-        super().__init__(space, num_samples, seed=seed, batch_size=batch_size, max_tries=max_tries)
-        self._init_objectives(objectives)
-
+    Options = MultiObjectiveRandomOptions
+    options: MultiObjectiveRandomOptions

@@ -23,54 +23,54 @@ a run resumed from an evaluation store equals an uninterrupted one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from pydantic import Field
 
 from oneshot.search.base import BudgetSearcher, SearchError
 from oneshot.search.evolution import population_for_budget
 from oneshot.search.multiobjective import MultiObjectiveMixin
-from oneshot.search.objectives import Objective, ObjectiveLike, parse_objectives
-from oneshot.space import Architecture, SearchSpace
+from oneshot.search.objectives import Objective
+from oneshot.search.options import ObjectivesOption, SearcherOptions, default_objectives
+from oneshot.space import Architecture
 
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["NSGA2Searcher", "OptunaSearcher", "TPESearcher"]
+__all__ = ["NSGA2Options", "NSGA2Searcher", "OptunaOptions", "OptunaSearcher", "TPEOptions", "TPESearcher"]
+
+
+class OptunaOptions(SearcherOptions):
+    """Options shared by the optuna-backed searchers."""
+
+    num_trials: int = Field(300, ge=1)
+    max_tries: int = Field(200, ge=1)
 
 
 class OptunaSearcher(BudgetSearcher):
     """Base of the optuna-backed searchers (see the module docstring).
 
-    Subclasses implement :meth:`_make_sampler` and set ``self._objectives`` before calling
-    :meth:`_start` at the end of their constructor.
+    Subclasses declare their options (extending :class:`OptunaOptions`), implement
+    :meth:`_make_sampler` and have a ``batch_size`` (architectures per :meth:`ask`).
     """
 
     budget_arg = "num_trials"
+    Options = OptunaOptions
 
-    def __init__(
-        self, space: SearchSpace, num_trials: int, *, seed: int, batch_size: int, max_tries: int
-    ) -> None:
-        super().__init__(space, seed=seed)
-        if num_trials < 1:
-            raise ValueError(f"num_trials must be >= 1, got {num_trials}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if max_tries < 1:
-            raise ValueError(f"max_tries must be >= 1, got {max_tries}")
-        self.num_trials = int(num_trials)
-        self.batch_size = int(batch_size)
-        self.max_tries = int(max_tries)
+    def _setup(self) -> None:
         self.rejected = 0
         self.repeats = 0
         self._replace_repeats = False
         self._rng = np.random.default_rng(self.seed)
-        self._objectives: tuple[Objective, ...] = (Objective("fitness"),)
+        self._objectives: tuple[Objective, ...] = (
+            self.objectives if isinstance(self, MultiObjectiveMixin) else (Objective("fitness"),)
+        )
         self._values: dict[Architecture, list[float]] = {}
         self._infeasible: set[Architecture] = set()
         self._trials: list[optuna.trial.Trial] = []
         self._aliases: list[tuple[optuna.trial.Trial, Architecture]] = []
+        self._start()
 
     def _make_sampler(self) -> optuna.samplers.BaseSampler:
         raise NotImplementedError
@@ -160,6 +160,16 @@ class OptunaSearcher(BudgetSearcher):
         return fields
 
 
+class NSGA2Options(OptunaOptions):
+    """Options of :class:`NSGA2Searcher`."""
+
+    objectives: ObjectivesOption = default_objectives()
+    population_size: int = Field(50, ge=2)
+    mutation_prob: float | None = None
+    crossover_prob: float = 0.9
+    swapping_prob: float = 0.5
+
+
 class NSGA2Searcher(MultiObjectiveMixin, OptunaSearcher):
     """NSGA-II (Deb et al. 2002) through optuna's ``NSGAIISampler``; returns the Pareto set.
 
@@ -175,30 +185,13 @@ class NSGA2Searcher(MultiObjectiveMixin, OptunaSearcher):
     """
 
     name = "nsga2"
+    Options = NSGA2Options
+    options: NSGA2Options
 
-    def __init__(
-        self,
-        space: SearchSpace,
-        num_trials: int = 300,
-        *,
-        objectives: Sequence[ObjectiveLike] | ObjectiveLike = ("fitness",),
-        population_size: int = 50,
-        seed: int = 0,
-        mutation_prob: float | None = None,
-        crossover_prob: float = 0.9,
-        swapping_prob: float = 0.5,
-        max_tries: int = 200,
-    ) -> None:
-        if population_size < 2:
-            raise ValueError(f"population_size must be >= 2, got {population_size}")
-        super().__init__(space, num_trials, seed=seed, batch_size=population_size, max_tries=max_tries)
-        self._init_objectives(objectives)
-        self._objectives = self.objectives
-        self.population_size = int(population_size)
-        self.mutation_prob = mutation_prob
-        self.crossover_prob = float(crossover_prob)
-        self.swapping_prob = float(swapping_prob)
-        self._start()
+    @property
+    def batch_size(self) -> int:
+        """One generation per :meth:`ask`."""
+        return self.population_size
 
     @classmethod
     def _budget_options(cls, n: int) -> dict[str, Any]:
@@ -215,6 +208,14 @@ class NSGA2Searcher(MultiObjectiveMixin, OptunaSearcher):
             swapping_prob=self.swapping_prob,
             seed=self.seed,
         )
+
+
+class TPEOptions(OptunaOptions):
+    """Options of :class:`TPESearcher`."""
+
+    batch_size: int = Field(4, ge=1)
+    n_startup_trials: int = 10
+    multivariate: bool = False
 
 
 class TPESearcher(OptunaSearcher):
@@ -234,24 +235,12 @@ class TPESearcher(OptunaSearcher):
     """
 
     name = "tpe"
+    Options = TPEOptions
+    options: TPEOptions
 
-    def __init__(
-        self,
-        space: SearchSpace,
-        num_trials: int = 300,
-        *,
-        seed: int = 0,
-        batch_size: int = 4,
-        n_startup_trials: int = 10,
-        multivariate: bool = False,
-        max_tries: int = 200,
-    ) -> None:
-        super().__init__(space, num_trials, seed=seed, batch_size=batch_size, max_tries=max_tries)
-        self.n_startup_trials = int(n_startup_trials)
-        self.multivariate = bool(multivariate)
-        self._objectives = parse_objectives(["fitness"])
+    def _setup(self) -> None:
+        super()._setup()
         self._replace_repeats = True
-        self._start()
 
     def _make_sampler(self) -> optuna.samplers.BaseSampler:
         import warnings

@@ -13,12 +13,14 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
 from oneshot.sampling import FairSampler
 from oneshot.search.base import Searcher, SearchError
+from oneshot.search.options import SearcherOptions
 from oneshot.space import Architecture, SearchSpace
 
-__all__ = ["PathPrioritySearcher", "ScoreTable", "ranked_combinations"]
+__all__ = ["PathPriorityOptions", "PathPrioritySearcher", "ScoreTable", "ranked_combinations"]
 
 
 class ScoreTable:
@@ -85,6 +87,15 @@ def ranked_combinations(scores: Sequence[Sequence[float]]) -> Iterator[tuple[int
                     heapq.heappush(heap, (-total(nxt), nxt))
 
 
+class PathPriorityOptions(SearcherOptions):
+    """Options of :class:`PathPrioritySearcher`."""
+
+    cycles: int = Field(5, ge=1)
+    top_k: int = Field(3, ge=1)
+    evaluate_best: bool = False
+    max_tries: int = Field(1000, ge=1)
+
+
 class PathPrioritySearcher(Searcher):
     """The paper's path-priority policy.
 
@@ -108,29 +119,13 @@ class PathPrioritySearcher(Searcher):
     """
 
     name = "path-priority"
+    Options = PathPriorityOptions
+    options: PathPriorityOptions
 
-    def __init__(
-        self,
-        space: SearchSpace,
-        cycles: int = 5,
-        *,
-        seed: int = 0,
-        top_k: int = 3,
-        evaluate_best: bool = False,
-        max_tries: int = 1000,
-    ) -> None:
-        super().__init__(space, seed=seed)
-        if cycles < 1:
-            raise ValueError(f"cycles must be >= 1, got {cycles}")
-        if top_k < 1:
-            raise ValueError(f"top_k must be >= 1, got {top_k}")
-        self.cycles = int(cycles)
-        self.top_k = int(top_k)
-        self.evaluate_best = bool(evaluate_best)
-        self.max_tries = int(max_tries)
-        self.window_size = space.window_size
-        self.table = ScoreTable(space)
-        self._sampler = FairSampler(space, seed=self.seed)
+    def _setup(self) -> None:
+        self.window_size = self.space.window_size
+        self.table = ScoreTable(self.space)
+        self._sampler = FairSampler(self.space, seed=self.seed)
         self._cycle = 0
         self._final_asked = False
         self._selection: str | None = None

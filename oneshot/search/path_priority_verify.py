@@ -25,13 +25,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
 from oneshot.sampling import FairSampler
 from oneshot.search.base import BudgetSearcher, SearchError
+from oneshot.search.options import SearcherOptions
 from oneshot.search.path_priority import ScoreTable, ranked_combinations
 from oneshot.space import Architecture, SearchSpace
 
-__all__ = ["AdditiveModel", "VerifiedPathPrioritySearcher", "fit_additive"]
+__all__ = ["AdditiveModel", "VerifiedPathPriorityOptions", "VerifiedPathPrioritySearcher", "fit_additive"]
 
 
 class AdditiveModel:
@@ -71,6 +73,18 @@ def fit_additive(
     return AdditiveModel(mean, effects)
 
 
+class VerifiedPathPriorityOptions(SearcherOptions):
+    """Options of :class:`VerifiedPathPrioritySearcher`."""
+
+    budget: int = Field(60, ge=1)
+    explore_fraction: float = Field(0.5, gt=0.0, le=1.0)
+    verify_batch: int | None = Field(None, ge=1)
+    blend: float = Field(0.5, ge=0.0, le=1.0)
+    ridge: float = Field(1.0, gt=0.0)
+    top_k: int = Field(3, ge=1)
+    max_tries: int = Field(1000, ge=1)
+
+
 class VerifiedPathPrioritySearcher(BudgetSearcher):
     """Fair-window exploration, then verification of the best combinations of an additive model.
 
@@ -90,41 +104,19 @@ class VerifiedPathPrioritySearcher(BudgetSearcher):
 
     name = "path-priority-verify"
     budget_arg = "budget"
+    Options = VerifiedPathPriorityOptions
+    options: VerifiedPathPriorityOptions
 
-    def __init__(
-        self,
-        space: SearchSpace,
-        budget: int = 60,
-        *,
-        seed: int = 0,
-        explore_fraction: float = 0.5,
-        verify_batch: int | None = None,
-        blend: float = 0.5,
-        ridge: float = 1.0,
-        top_k: int = 3,
-        max_tries: int = 1000,
-    ) -> None:
-        super().__init__(space, seed=seed)
-        if not 0.0 < explore_fraction <= 1.0:
-            raise ValueError(f"explore_fraction must be in (0, 1], got {explore_fraction}")
-        if not 0.0 <= blend <= 1.0:
-            raise ValueError(f"blend must be in [0, 1], got {blend}")
-        self.window_size = space.window_size
-        if budget < self.window_size:
+    def _setup(self) -> None:
+        self.window_size = self.space.window_size
+        if self.budget < self.window_size:
             raise ValueError(
-                f"path-priority-verify needs a budget of at least one fair window ({self.window_size}), got {budget}"
+                f"path-priority-verify needs a budget of at least one fair window ({self.window_size}), got {self.budget}"
             )
-        self.budget = int(budget)
-        self.explore_cycles = max(1, int(self.budget * explore_fraction) // self.window_size)
-        self.verify_batch = int(verify_batch) if verify_batch is not None else self.window_size
-        if self.verify_batch < 1:
-            raise ValueError(f"verify_batch must be >= 1, got {verify_batch}")
-        self.blend = float(blend)
-        self.ridge = float(ridge)
-        self.top_k = int(top_k)
-        self.max_tries = int(max_tries)
-        self.table = ScoreTable(space)
-        self._sampler = FairSampler(space, seed=self.seed)
+        self.explore_cycles = max(1, int(self.budget * self.explore_fraction) // self.window_size)
+        self.verify_batch = self.options.verify_batch or self.window_size
+        self.table = ScoreTable(self.space)
+        self._sampler = FairSampler(self.space, seed=self.seed)
         self._cycle = 0
         self._evaluated: dict[Architecture, float] = {}
         self._num_explored = 0

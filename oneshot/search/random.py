@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+from pydantic import Field
 
 from oneshot.search.base import BudgetSearcher, Searcher, SearchError
-from oneshot.space import Architecture, SearchSpace
+from oneshot.search.options import SearcherOptions
+from oneshot.space import Architecture
 
-__all__ = ["RandomSearcher", "UniqueSampler"]
+__all__ = ["RandomOptions", "RandomSearcher", "UniqueSampler"]
 
 
 class UniqueSampler:
@@ -43,6 +45,14 @@ class UniqueSampler:
         return None
 
 
+class RandomOptions(SearcherOptions):
+    """Options of :class:`RandomSearcher`."""
+
+    num_samples: int = Field(300, ge=1)
+    batch_size: int | None = Field(None, ge=1)
+    max_tries: int = Field(1000, ge=1)
+
+
 class RandomSearcher(BudgetSearcher):
     """Evaluate ``num_samples`` distinct uniformly random architectures; return the best.
 
@@ -59,24 +69,12 @@ class RandomSearcher(BudgetSearcher):
 
     name = "random"
     budget_arg = "num_samples"
+    Options = RandomOptions
+    options: RandomOptions
 
-    def __init__(
-        self,
-        space: SearchSpace,
-        num_samples: int = 300,
-        *,
-        seed: int = 0,
-        batch_size: int | None = None,
-        max_tries: int = 1000,
-    ) -> None:
-        super().__init__(space, seed=seed)
-        if num_samples < 1:
-            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-        self.num_samples = int(num_samples)
-        self.batch_size = int(batch_size) if batch_size is not None else space.window_size
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self._sampler = UniqueSampler(self, np.random.default_rng(self.seed), max_tries=max_tries)
+    def _setup(self) -> None:
+        self.batch_size = self.options.batch_size or self.space.window_size
+        self._sampler = UniqueSampler(self, np.random.default_rng(self.seed), max_tries=self.max_tries)
         self._drawn = 0
         self._exhausted = False
 

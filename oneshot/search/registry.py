@@ -6,8 +6,6 @@ The registry is a :class:`oneshot.registry.Registry`; installed packages add sea
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
 from typing import Any
 
 from oneshot.registry import Registry, RegistryError
@@ -48,54 +46,32 @@ def get_searcher_class(name: str) -> type[Searcher]:
 def build_searcher(name: str, space: SearchSpace, *, budget: int | None = None, **options: Any) -> Searcher:
     """Build the searcher ``name`` for ``space``.
 
-    ``budget=n`` builds it with :meth:`Searcher.with_budget` (then only ``seed`` and the keyword
-    arguments that searcher's ``with_budget`` accepts, e.g. ``objectives``, may be given besides);
-    otherwise ``options`` are its constructor's keyword arguments. Unknown options raise
-    ``ValueError`` naming the accepted ones.
+    ``budget=n`` builds it with :meth:`Searcher.with_budget` (then only ``seed`` and the searcher's
+    ``budget_extras``, e.g. ``objectives``, may be given besides); otherwise ``options`` are
+    ``seed`` and the fields of its options model (``Searcher.Options``), checked strictly: an
+    unknown option or a value of the wrong type raises ``ValueError`` in one line naming the
+    searcher and the option. A searcher with its own ``__init__`` gets the options unchecked.
     """
     cls = get_searcher_class(name)
-    accepted = _accepted_options(cls.__init__)
+    declared = cls.__init__ is Searcher.__init__  # options declared in a model, not by an __init__
+    accepted = [*cls.Options.model_fields, "seed"]
     unknown = sorted(set(options) - set(accepted))
-    if unknown:
+    if declared and unknown:
         raise ValueError(
             f"searcher {name!r} has no option {', '.join(map(repr, unknown))}; "
             f"accepted: {', '.join(accepted)} (or budget, with seed only)"
         )
     if budget is not None:
-        allowed = {"seed", *_accepted_options(cls.with_budget, skip=2)}
+        allowed = {"seed", *cls.budget_extras}
         extra = sorted(set(options) - allowed)
         if extra:
             raise ValueError(
                 f"searcher {name!r}: with a budget only {', '.join(map(repr, sorted(allowed)))} may be set, got {extra}"
             )
         return cls.with_budget(space, int(budget), **options)
-    _check_option_types(name, cls.__init__, options)
-    return cls(space, **options)
-
-
-def _check_option_types(name: str, init: Callable[..., Any], options: dict[str, Any]) -> None:
-    """Check option values against the constructor's annotations, so that ``cycles=abc`` is one
-    clear line now rather than a comparison error deep inside the search."""
-    import typing
-
-    from pydantic import TypeAdapter, ValidationError
-
-    try:
-        hints = typing.get_type_hints(init)
-    except Exception:  # unresolvable annotations: the constructor will have to judge
-        return
-    for key, value in options.items():
-        if key not in hints:
-            continue
-        try:
-            TypeAdapter(hints[key]).validate_python(value, strict=True)
-        except ValidationError as exc:
-            message = exc.errors()[0]["msg"]
-            raise ValueError(f"searcher {name!r} option {key}: {message} (got {value!r})") from None
-        except Exception:  # a type pydantic cannot check
-            continue
-
-
-def _accepted_options(init: Callable[..., Any], *, skip: int = 2) -> list[str]:
-    params = list(inspect.signature(init).parameters.values())[skip:]  # self, space (or space, n)
-    return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if not declared:
+        return cls(space, **options)
+    seed = options.pop("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"searcher {name!r} option seed: must be an integer (got {seed!r})")
+    return cls(space, cls.Options.from_arguments(name, (), options, strict=True), seed=seed)

@@ -37,15 +37,17 @@ kept together.)
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
 from oneshot.sampling import FairSampler
 from oneshot.search.base import BudgetSearcher, SearchError
-from oneshot.space import Architecture, SearchSpace
+from oneshot.search.options import SearcherOptions
+from oneshot.space import Architecture
 
-__all__ = ["MatchKernelGP", "SurrogateSearcher"]
+__all__ = ["MatchKernelGP", "SurrogateOptions", "SurrogateSearcher"]
 
 _LOCAL_LENGTH = 0.15
 _PAIR_GRID = (0.0, 0.3, 0.6)
@@ -162,6 +164,22 @@ class MatchKernelGP:
         return self.y_std * float(np.sqrt(self.s2 * self.params[2]))
 
 
+class SurrogateOptions(SearcherOptions):
+    """Options of :class:`SurrogateSearcher`."""
+
+    budget: int = Field(60, ge=1)
+    init_fraction: float = Field(0.3, gt=0.0, le=1.0)
+    batch_size: int | None = Field(None, ge=1)
+    beta: float = Field(0.5, ge=0.0)
+    acquisition: Literal["ucb", "thompson"] = "ucb"
+    complexity_penalty: float = 0.0
+    model_average: bool = True
+    max_enumerate: int = 20000
+    num_random: int = Field(3000, ge=1)
+    top_k: int = Field(3, ge=1)
+    max_tries: int = Field(1000, ge=1)
+
+
 class SurrogateSearcher(BudgetSearcher):
     """Fair-window design, then GP-UCB batches with a pairwise-interaction kernel; best posterior.
 
@@ -185,48 +203,14 @@ class SurrogateSearcher(BudgetSearcher):
 
     name = "surrogate"
     budget_arg = "budget"
+    Options = SurrogateOptions
+    options: SurrogateOptions
 
-    def __init__(
-        self,
-        space: SearchSpace,
-        budget: int = 60,
-        *,
-        seed: int = 0,
-        init_fraction: float = 0.3,
-        batch_size: int | None = None,
-        beta: float = 0.5,
-        acquisition: str = "ucb",
-        complexity_penalty: float = 0.0,
-        model_average: bool = True,
-        max_enumerate: int = 20000,
-        num_random: int = 3000,
-        top_k: int = 3,
-        max_tries: int = 1000,
-    ) -> None:
-        super().__init__(space, seed=seed)
-        if budget < 1:
-            raise ValueError(f"budget must be >= 1, got {budget}")
-        if not 0.0 < init_fraction <= 1.0:
-            raise ValueError(f"init_fraction must be in (0, 1], got {init_fraction}")
-        if beta < 0:
-            raise ValueError(f"beta must be >= 0, got {beta}")
-        self.budget = int(budget)
-        self.window_size = space.window_size
-        self.init_cycles = max(1, int(self.budget * init_fraction) // self.window_size)
-        self.batch_size = int(batch_size) if batch_size is not None else max(1, self.budget // 15)
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.beta = float(beta)
-        if acquisition not in ("ucb", "thompson"):
-            raise ValueError(f"acquisition must be 'ucb' or 'thompson', got {acquisition!r}")
-        self.acquisition = acquisition
-        self.complexity_penalty = float(complexity_penalty)
-        self.model_average = bool(model_average)
-        self.max_enumerate = int(max_enumerate)
-        self.num_random = int(num_random)
-        self.top_k = int(top_k)
-        self.max_tries = int(max_tries)
-        self._sampler = FairSampler(space, seed=self.seed)
+    def _setup(self) -> None:
+        self.window_size = self.space.window_size
+        self.init_cycles = max(1, int(self.budget * self.init_fraction) // self.window_size)
+        self.batch_size = self.options.batch_size or max(1, self.budget // 15)
+        self._sampler = FairSampler(self.space, seed=self.seed)
         self._cycle = 0
         self._evaluated: dict[Architecture, float] = {}
         self._rejected: set[Architecture] = set()

@@ -2,7 +2,9 @@ import pytest
 
 from oneshot import SearchSpace
 from oneshot.search import (
+    EvolutionOptions,
     EvolutionSearcher,
+    PathPrioritySearcher,
     RandomSearcher,
     available_searchers,
     build_searcher,
@@ -63,3 +65,53 @@ def test_a_typo_next_to_a_budget_is_an_unknown_option(space):
         build_searcher("evolution", space, budget=60, populaton=3)
     assert "only 'seed'" not in str(err.value)
     assert build_searcher("evolution", space, budget=60, seed=3).seed == 3
+
+
+def test_options_are_a_typed_model_read_as_attributes(space):
+    by_keyword = EvolutionSearcher(space, population=8, generations=2, top_k=2, mutations=3, crossovers=3, seed=4)
+    by_position = EvolutionSearcher(space, 8, 2, 2, 3, 3, seed=4)
+    by_model = EvolutionSearcher(space, EvolutionOptions(population=8, generations=2, top_k=2, mutations=3, crossovers=3), seed=4)
+    assert by_keyword.options == by_position.options == by_model.options
+    assert (by_keyword.population, by_keyword.mutation_prob, by_keyword.max_evaluations) == (8, 0.1, 16)
+    assert RandomSearcher(space, 7).batch_size == space.window_size  # a derived value replaces the None option
+    with pytest.raises(AttributeError):
+        _ = by_keyword.no_such_option
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"population": 0}, "searcher 'evolution' option population: Input should be greater than or equal to 1 (got 0)"),
+        ({"population": 4, "mutations": 3, "crossovers": 3}, "searcher 'evolution': mutations + crossovers (6) exceed the population (4)"),
+        ({"populaton": 4}, "searcher 'evolution' has no option 'populaton'; accepted: population, generations"),
+    ],
+)
+def test_bad_options_are_one_line(space, options, message):
+    for build in (lambda: EvolutionSearcher(space, **options), lambda: build_searcher("evolution", space, **options)):
+        with pytest.raises(ValueError) as err:
+            build()
+        assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_config_options_are_checked_strictly(space):
+    with pytest.raises(ValueError, match="option cycles: Input should be a valid integer .got '5'."):
+        build_searcher("path-priority", space, cycles="5")
+    assert PathPrioritySearcher(space, cycles="5").cycles == 5  # a direct construction converts, as int() did
+    with pytest.raises(ValueError, match="option seed: must be an integer"):
+        build_searcher("random", space, seed="1")
+
+
+def test_a_searcher_with_its_own_init_keyword_arguments_still_builds(monkeypatch, space):
+    monkeypatch.setattr(registry_module.SEARCHERS, "_entries", dict(registry_module.SEARCHERS._entries))
+
+    @register_searcher("legacy")
+    class Legacy(RandomSearcher):
+        def __init__(self, space, num_samples=10, *, seed=0, stride=1):
+            super().__init__(space, num_samples, seed=seed)
+            self.stride = stride
+
+    s = build_searcher("legacy", space, num_samples=6, stride=2, seed=1)
+    assert (s.num_samples, s.stride, s.seed) == (6, 2, 1)
+    assert build_searcher("legacy", space, budget=5).max_evaluations == 5
+    with pytest.raises(TypeError, match="unexpected keyword argument 'strid'"):
+        build_searcher("legacy", space, strid=2)
