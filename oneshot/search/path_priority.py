@@ -20,7 +20,7 @@ from oneshot.search.base import Searcher, SearchError
 from oneshot.search.options import SearcherOptions
 from oneshot.space import Architecture, SearchSpace
 
-__all__ = ["PathPriorityOptions", "PathPrioritySearcher", "ScoreTable", "ranked_combinations"]
+__all__ = ["PathPriorityOptions", "PathPrioritySearcher", "ScoreTable", "fair_design", "ranked_combinations"]
 
 
 class ScoreTable:
@@ -59,6 +59,13 @@ class ScoreTable:
 
     def to_lists(self) -> list[list[float]]:
         return [[float(v) for v in row] for row in self.scores]
+
+
+def fair_design(space: SearchSpace, budget: int, fraction: float, *, seed: int) -> tuple[FairSampler, int]:
+    """The fair-window phase of a searcher that models the evaluations afterwards: the sampler
+    of its windows (seeded) and their number, the whole windows that fit in ``fraction`` of
+    ``budget`` evaluations, at least one."""
+    return FairSampler(space, seed=seed), max(1, int(budget * fraction) // space.window_size)
 
 
 def ranked_combinations(scores: Sequence[Sequence[float]]) -> Iterator[tuple[int, ...]]:

@@ -27,10 +27,9 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from oneshot.sampling import FairSampler
 from oneshot.search.base import BudgetSearcher, SearchError
 from oneshot.search.options import SearcherOptions
-from oneshot.search.path_priority import ScoreTable, ranked_combinations
+from oneshot.search.path_priority import ScoreTable, fair_design, ranked_combinations
 from oneshot.space import Architecture, SearchSpace
 
 __all__ = ["AdditiveModel", "VerifiedPathPriorityOptions", "VerifiedPathPrioritySearcher", "fit_additive"]
@@ -113,10 +112,9 @@ class VerifiedPathPrioritySearcher(BudgetSearcher):
             raise ValueError(
                 f"path-priority-verify needs a budget of at least one fair window ({self.window_size}), got {self.budget}"
             )
-        self.explore_cycles = max(1, int(self.budget * self.explore_fraction) // self.window_size)
+        self._sampler, self.explore_cycles = fair_design(self.space, self.budget, self.explore_fraction, seed=self.seed)
         self.verify_batch = self.options.verify_batch or self.window_size
         self.table = ScoreTable(self.space)
-        self._sampler = FairSampler(self.space, seed=self.seed)
         self._cycle = 0
         self._evaluated: dict[Architecture, float] = {}
         self._num_explored = 0

@@ -42,9 +42,9 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from oneshot.sampling import FairSampler
 from oneshot.search.base import BudgetSearcher, SearchError
 from oneshot.search.options import SearcherOptions
+from oneshot.search.path_priority import fair_design
 from oneshot.space import Architecture
 
 __all__ = ["MatchKernelGP", "SurrogateOptions", "SurrogateSearcher"]
@@ -208,9 +208,8 @@ class SurrogateSearcher(BudgetSearcher):
 
     def _setup(self) -> None:
         self.window_size = self.space.window_size
-        self.init_cycles = max(1, int(self.budget * self.init_fraction) // self.window_size)
+        self._sampler, self.init_cycles = fair_design(self.space, self.budget, self.init_fraction, seed=self.seed)
         self.batch_size = self.options.batch_size or max(1, self.budget // 15)
-        self._sampler = FairSampler(self.space, seed=self.seed)
         self._cycle = 0
         self._evaluated: dict[Architecture, float] = {}
         self._rejected: set[Architecture] = set()
