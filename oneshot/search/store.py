@@ -61,6 +61,21 @@ def _header_damaged(path: Path) -> StoreHeaderError:
     )
 
 
+def _header(space: SearchSpace, provenance: dict[str, Any] | None) -> dict[str, Any]:
+    """The first line of a store: format, version, the space's signature and the provenance."""
+    header: dict[str, Any] = {
+        "type": "header",
+        "format": _FORMAT,
+        "version": _VERSION,
+        "space": space.signature(),
+        "num_layers": space.num_layers,
+        "created": time.time(),
+    }
+    if provenance is not None:
+        header["provenance"] = provenance
+    return header
+
+
 class EvaluationStore:
     """Evaluations of architectures persisted in an append-only JSONL file.
 
@@ -108,17 +123,7 @@ class EvaluationStore:
         with self._locked("a+") as fh:
             fh.seek(0, os.SEEK_END)
             if fh.tell() == 0:
-                header = {
-                    "type": "header",
-                    "format": _FORMAT,
-                    "version": _VERSION,
-                    "space": space.signature(),
-                    "num_layers": space.num_layers,
-                    "created": time.time(),
-                }
-                if self.provenance is not None:
-                    header["provenance"] = self.provenance
-                fh.write(json.dumps(header) + "\n")
+                fh.write(json.dumps(_header(space, self.provenance)) + "\n")
                 _sync(fh)
         self.space = space
         self._refresh()
@@ -165,17 +170,7 @@ class EvaluationStore:
                     kept.append(json.dumps(record, allow_nan=True))
             except (ValueError, KeyError, TypeError, UnicodeDecodeError):
                 continue
-        header: dict[str, Any] = {
-            "type": "header",
-            "format": _FORMAT,
-            "version": _VERSION,
-            "space": space.signature(),
-            "num_layers": space.num_layers,
-            "created": time.time(),
-            "repaired": True,
-        }
-        if provenance is not None:
-            header["provenance"] = provenance
+        header = _header(space, provenance) | {"repaired": True}
         atomic_write_text(path, "\n".join([json.dumps(header), *kept]) + "\n")
         return len(kept)
 
