@@ -103,11 +103,18 @@ def objective_values(fitness: float, metrics: Mapping[str, Any], objectives: Seq
                 f"(available: fitness, {', '.join(sorted(metrics)) or 'none'}); "
                 "cost objectives need oneshot.cost.with_costs around the fitness"
             )
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"objective {obj.name!r} must be numeric, got {value!r}") from None
-        if math.isnan(number):
-            raise ValueError(f"objective {obj.name!r} is NaN")
-        out.append(number)
+        out.append(as_number(value, f"objective {obj.name!r}"))
     return out
+
+
+def as_number(value: Any, what: str) -> float:
+    """``value`` as a float; ``ValueError`` naming ``what`` for a bool, a non-number or NaN."""
+    if isinstance(value, bool):
+        raise ValueError(f"{what} must be a number, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a number, got {type(value).__name__}") from None
+    if math.isnan(number):
+        raise ValueError(f"{what} is NaN")
+    return number

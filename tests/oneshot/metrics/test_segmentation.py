@@ -1,4 +1,3 @@
-import math
 
 import numpy as np
 import pytest
@@ -8,45 +7,25 @@ from hypothesis import strategies as st
 
 from oneshot.evaluation import inference_on_batches
 from oneshot.metrics import ConfusionMatrix, SegmentationEvaluator
+from tests.oneshot.metrics import _confusion_cases as cases
+
+NAMES = ("miou", "pixel_acc")
 
 
 def test_hand_computed_example():
-    target = torch.tensor([[0, 0, 1, 1], [2, 2, 255, 1]])
-    pred = torch.tensor([[0, 1, 1, 1], [2, 0, 2, 1]])
-    conf = ConfusionMatrix(4)
-    conf.update(pred, target)
-    # class 0: tp 1, gt 2, pred 2 -> 1/3; class 1: tp 3, gt 3, pred 4 -> 3/4; class 2: tp 1, gt 2, pred 1 -> 1/2
-    iou = conf.iou()
-    assert iou[:3].tolist() == pytest.approx([1 / 3, 3 / 4, 1 / 2])
-    assert math.isnan(float(iou[3]))  # never seen: left out of the mean
-    assert conf.metrics() == pytest.approx({"miou": 100 * (1 / 3 + 3 / 4 + 1 / 2) / 3, "pixel_acc": 100 * 5 / 7})
+    cases.check_hand_computed(ConfusionMatrix, NAMES, ignore=255)
 
 
 def test_scores_reduce_by_argmax_over_the_class_dimension():
-    conf = ConfusionMatrix(2)
     scores = torch.tensor([[[[0.0, 1.0]], [[1.0, 0.0]]]])  # (N=1, C=2, H=1, W=2): predicts [1, 0]
-    conf.update(scores, torch.tensor([[[1, 0]]]))
-    assert conf.metrics() == {"miou": 100.0, "pixel_acc": 100.0}
-    with pytest.raises(ValueError, match="prediction is"):
-        conf.update(torch.zeros(2, 3, dtype=torch.int64), torch.zeros(3, 2, dtype=torch.int64))
-    assert ConfusionMatrix(3).metrics() == {"miou": 0.0, "pixel_acc": 0.0}
-    with pytest.raises(ValueError):
-        ConfusionMatrix(0)
+    cases.check_scores_and_sizes(ConfusionMatrix, NAMES, scores, torch.tensor([[[1, 0]]]))
+    cases.check_empty(ConfusionMatrix, NAMES)
 
 
 @settings(max_examples=25, deadline=None)
 @given(st.integers(1, 5), st.integers(0, 2**31 - 1))
 def test_matches_numpy(num_classes, seed):
-    rng = np.random.default_rng(seed)
-    target = rng.integers(0, num_classes, (3, 7, 9))
-    target[rng.random(target.shape) < 0.2] = 255
-    pred = rng.integers(0, num_classes, (3, 7, 9))
-    conf = ConfusionMatrix(num_classes)
-    conf.update(torch.from_numpy(pred), torch.from_numpy(target))
-    keep = target != 255
-    expected = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(expected, (target[keep], pred[keep]), 1)
-    assert np.array_equal(conf.matrix.numpy(), expected)
+    conf, expected = cases.check_matches_numpy(ConfusionMatrix, num_classes, seed, (3, 7, 9), 255, per_image=False)
     tp = np.diag(expected).astype(float)
     union = expected.sum(0) + expected.sum(1) - tp
     assert conf.mean_iou() == pytest.approx(100 * np.mean((tp / np.where(union > 0, union, 1))[union > 0]))

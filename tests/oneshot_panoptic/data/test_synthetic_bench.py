@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -20,17 +19,9 @@ from oneshot_panoptic.data import (
     synthetic_sample,
 )
 from oneshot_panoptic.data.synthetic_bench import stuff_texture
+from tests.oneshot_panoptic.data._synthetic_cases import folder_digest, thing_and_stuff_ids
 
-THINGS = {c["id"] for c in BENCH_CATEGORIES if c["isthing"]}
-STUFF = {c["id"] for c in BENCH_CATEGORIES if not c["isthing"]}
-
-
-def _digest(root: Path) -> str:
-    h = hashlib.sha256()
-    for p in sorted(root.rglob("*")):
-        if p.is_file():
-            h.update(str(p.relative_to(root)).encode() + p.read_bytes())
-    return h.hexdigest()
+THINGS, STUFF = thing_and_stuff_ids(BENCH_CATEGORIES)
 
 
 def test_deterministic_per_seed_and_distinct_from_standard(tmp_path: Path) -> None:
@@ -39,9 +30,9 @@ def test_deterministic_per_seed_and_distinct_from_standard(tmp_path: Path) -> No
     generate_synthetic_dataset(tmp_path / "b", seed=3, variant="bench", **kw)
     generate_synthetic_dataset(tmp_path / "c", seed=4, variant="bench", **kw)
     generate_synthetic_dataset(tmp_path / "d", seed=3, **kw)
-    assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
-    assert _digest(tmp_path / "a") != _digest(tmp_path / "c")
-    assert _digest(tmp_path / "a") != _digest(tmp_path / "d")
+    assert folder_digest(tmp_path / "a") == folder_digest(tmp_path / "b")
+    assert folder_digest(tmp_path / "a") != folder_digest(tmp_path / "c")
+    assert folder_digest(tmp_path / "a") != folder_digest(tmp_path / "d")
 
 
 def test_ensure_regenerates_when_the_variant_changes(tmp_path: Path) -> None:

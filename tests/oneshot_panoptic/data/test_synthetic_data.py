@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -25,17 +24,9 @@ from oneshot_panoptic.data import (
 )
 from oneshot_panoptic.evaluation import PanopticQuality
 from oneshot_panoptic.structures import PanopticSegmentation
+from tests.oneshot_panoptic.data._synthetic_cases import folder_digest, thing_and_stuff_ids
 
-THINGS = {c["id"] for c in SYNTHETIC_CATEGORIES if c["isthing"]}
-STUFF = {c["id"] for c in SYNTHETIC_CATEGORIES if not c["isthing"]}
-
-
-def _digest(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
+THINGS, STUFF = thing_and_stuff_ids(SYNTHETIC_CATEGORIES)
 
 
 def test_cli_synth_round_trips_through_coco_panoptic(tmp_path: Path) -> None:
@@ -110,12 +101,12 @@ def test_generation_is_deterministic_from_the_seed(tmp_path: Path) -> None:
     generate_synthetic_dataset(tmp_path / "a", seed=1, **kwargs)
     generate_synthetic_dataset(tmp_path / "b", seed=1, **kwargs)
     generate_synthetic_dataset(tmp_path / "c", seed=2, **kwargs)
-    assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
-    assert _digest(tmp_path / "a") != _digest(tmp_path / "c")
+    assert folder_digest(tmp_path / "a") == folder_digest(tmp_path / "b")
+    assert folder_digest(tmp_path / "a") != folder_digest(tmp_path / "c")
     with pytest.raises(DatasetError, match="exists already"):
         generate_synthetic_dataset(tmp_path / "a", seed=1, **kwargs)
     generate_synthetic_dataset(tmp_path / "a", seed=2, overwrite=True, **kwargs)
-    assert _digest(tmp_path / "a") == _digest(tmp_path / "c")
+    assert folder_digest(tmp_path / "a") == folder_digest(tmp_path / "c")
 
 
 def test_ensure_reuses_the_same_dataset_and_regenerates_otherwise(tmp_path: Path) -> None:
