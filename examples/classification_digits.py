@@ -1,6 +1,7 @@
 """One-shot NAS on real data in a few minutes on a CPU: scikit-learn's handwritten digits.
 
-The whole method, end to end, with nothing but the ``oneshot`` core:
+The whole method, end to end, with nothing but the ``oneshot`` core (and the supernet of the
+``examples/digits_task`` package, so that both examples search one space):
 
 1. a supernet with three searchable components: a ``stem`` (1 layer, 2 choices), a ``body``
    (4 layers, 4 choices each) and a ``head`` (1 layer, 3 choices): 2 x 4^4 x 3 = 1,536
@@ -31,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -43,12 +45,16 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 import oneshot
-from oneshot import Architecture, ChoiceLayer, SearchSpace
+from oneshot import Architecture, SearchSpace
 from oneshot.data import sample_seed
 from oneshot.search import EvaluationStore, SearchResult, batch_fitness, build_searcher
 from oneshot.train import SupernetTrainer, component_param_groups, warmup_multistep
 
-NUM_CLASSES = 10
+try:  # the supernet of the digits task package: installed (pip install -e examples/digits_task) ...
+    from oneshot_digits.model import DigitsSupernet
+except ImportError:  # ... or imported from its folder next to this script
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "digits_task"))
+    from oneshot_digits.model import DigitsSupernet
 
 
 # ============================================================================ data
@@ -142,87 +148,10 @@ def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generato
 
 
 # ============================================================================ the supernet
-def conv_bn_relu(c_in: int, c_out: int, kernel: int, *, stride: int = 1, dilation: int = 1, groups: int = 1) -> nn.Sequential:
-    """``kernel x kernel`` convolution (same padding) + BatchNorm + ReLU."""
-    padding = dilation * (kernel - 1) // 2
-    return nn.Sequential(
-        nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, dilation=dilation, groups=groups, bias=False),
-        nn.BatchNorm2d(c_out),
-        nn.ReLU(inplace=True),
-    )
-
-
-class Residual(nn.Module):
-    """``x + f(x)``: residual candidates keep every path trainable when layers are skipped."""
-
-    def __init__(self, f: nn.Module) -> None:
-        super().__init__()
-        self.f = f
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.f(x)
-
-
-def body_candidates(width: int) -> dict[str, nn.Module]:
-    """The four candidates of a body layer (shape-preserving: ``(N, w, H, W) -> (N, w, H, W)``)."""
-    return {
-        "conv3": Residual(conv_bn_relu(width, width, 3)),
-        "sep5": Residual(nn.Sequential(conv_bn_relu(width, width, 5, groups=width), conv_bn_relu(width, width, 1))),
-        "dil3": Residual(conv_bn_relu(width, width, 3, dilation=2)),
-        "skip": nn.Identity(),
-    }
-
-
-class PoolHead(nn.Module):
-    """Global pooling then a linear classifier: ``(N, C, H, W) -> (N, classes)``."""
-
-    def __init__(self, channels: int, num_classes: int, *, with_max: bool) -> None:
-        super().__init__()
-        self.with_max = with_max
-        self.fc = nn.Linear(channels * (2 if with_max else 1), num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pooled = x.mean(dim=(2, 3))
-        if self.with_max:
-            pooled = torch.cat([pooled, x.amax(dim=(2, 3))], dim=1)
-        return self.fc(pooled)
-
-
-class DigitsSupernet(nn.Module):
-    """A small CNN supernet for ``(N, 1, 8, 8)`` images, output ``(N, 10)`` logits.
-
-    ``stem.0`` (component ``stem``): {conv3, conv5}, 1 -> ``width`` channels at 8x8;
-    ``body.0`` .. ``body.3`` (component ``body``): {conv3, sep5, dil3, skip}; ``body.0-1`` at 8x8
-    with ``width`` channels, then a fixed (shared) stride-2 conv to ``2 * width`` channels at 4x4,
-    then ``body.2-3``; ``head.0`` (component ``head``): {avg: global average pool + linear,
-    avgmax: average and max pool + linear, flatten: the 4x4 map flattened + linear}.
-    """
-
-    def __init__(self, *, width: int = 16, num_classes: int = NUM_CLASSES) -> None:
-        super().__init__()
-        wide = 2 * width
-        self.stem = ChoiceLayer(
-            {"conv3": conv_bn_relu(1, width, 3), "conv5": conv_bn_relu(1, width, 5)}, label="stem.0", component="stem"
-        )
-        self.body_8x8 = nn.Sequential(
-            *(ChoiceLayer(body_candidates(width), label=f"body.{i}", component="body") for i in range(2))
-        )
-        self.reduce = conv_bn_relu(width, wide, 3, stride=2)  # shared by every path
-        self.body_4x4 = nn.Sequential(
-            *(ChoiceLayer(body_candidates(wide), label=f"body.{i}", component="body") for i in range(2, 4))
-        )
-        self.head = ChoiceLayer(
-            {
-                "avg": PoolHead(wide, num_classes, with_max=False),
-                "avgmax": PoolHead(wide, num_classes, with_max=True),
-                "flatten": nn.Sequential(nn.Flatten(), nn.Linear(wide * 4 * 4, num_classes)),
-            },
-            label="head.0",
-            component="head",
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body_4x4(self.reduce(self.body_8x8(self.stem(x)))))
+# DigitsSupernet (imported above) is the digits task package's, so that this script and
+# `oneshot search --task digits` search one space: stem.0 {conv3, conv5}, body.0-3 {conv3, sep5,
+# dil3, skip} (two at 8x8 with 16 channels, a shared stride-2 conv, two at 4x4 with 32), head.0
+# {avg, avgmax, flatten}. Its ~60 lines are in examples/digits_task/oneshot_digits/model.py.
 
 
 def describe(space: SearchSpace, arch: Architecture) -> str:

@@ -1,4 +1,4 @@
-"""The digits supernet: the same search space as ``examples/classification_digits.py``.
+"""The digits supernet, also the one ``examples/classification_digits.py`` searches.
 
 Three components: ``stem`` (1 layer: conv3 / conv5), ``body`` (4 layers: conv3 / sep5 / dil3 /
 skip, residual) and ``head`` (1 layer: avg / avgmax / flatten). Input ``(N, 1, 8, 8)``, output
@@ -60,7 +60,14 @@ def _body(label: str, width: int) -> ChoiceLayer:
 
 
 class DigitsSupernet(nn.Module):
-    """A CNN supernet for 8x8 digits: ``width`` channels at 8x8, ``2 * width`` at 4x4."""
+    """A small CNN supernet for ``(N, 1, 8, 8)`` images, output ``(N, num_classes)`` logits.
+
+    ``stem.0`` (component ``stem``): {conv3, conv5}, 1 -> ``width`` channels at 8x8;
+    ``body.0`` .. ``body.3`` (component ``body``): {conv3, sep5, dil3, skip}, residual; ``body.0-1``
+    at 8x8 with ``width`` channels, then a fixed (shared) stride-2 conv to ``2 * width`` channels
+    at 4x4, then ``body.2-3``; ``head.0`` (component ``head``): {avg: global average pool + linear,
+    avgmax: average and max pool + linear, flatten: the 4x4 map flattened + linear}.
+    """
 
     def __init__(self, *, width: int = 16, num_classes: int = 10) -> None:
         super().__init__()
