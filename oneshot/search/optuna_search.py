@@ -23,7 +23,7 @@ a run resumed from an evaluation store equals an uninterrupted one.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from pydantic import Field
@@ -56,7 +56,7 @@ class OptunaSearcher(BudgetSearcher):
     """
 
     budget_arg = "num_trials"
-    Options = OptunaOptions
+    Options: ClassVar[type[SearcherOptions]] = OptunaOptions
 
     def _setup(self) -> None:
         self.rejected = 0
