@@ -2,7 +2,7 @@
 
 Draws ``--archs`` random architectures of the search space (fixed by ``--arch-seed``), retrains
 each from scratch with every seed of ``--seeds`` (through the library's own
-``Pipeline.retrain``, one run directory per seed and schedule) and compares the standard
+``Pipeline.retrain``, one run directory per architecture, seed and schedule) and compares the standard
 deviation of the per-architecture mean PQ with the pooled within-architecture (seed) standard
 deviation (:func:`oneshot.stats.seed_criterion`). ``--short-iterations`` adds a shorter retraining
 of the same architectures and reports the Kendall tau-b between the two schedules' rankings.
@@ -131,8 +131,10 @@ def main(argv: list[str] | None = None) -> None:
     results_path = out / "results.jsonl"
     done = _load_results(results_path)
 
-    base = open_run(TASK, run_dir=out / "runs" / "space", preset=args.preset, overrides=overrides, progress=False)
-    base.prepare_data()
+    # read-only: every worker opens it to learn the space (a run directory's lock admits one process)
+    base = open_run(
+        TASK, run_dir=out / "runs" / "space", preset=args.preset, overrides=overrides, progress=False, read_only=True
+    )
     space = SearchSpace.from_module(base.task.build_supernet())
     rng = random.Random(args.arch_seed)
     archs = [space.sample(rng) for _ in range(args.archs)]
@@ -152,7 +154,8 @@ def main(argv: list[str] | None = None) -> None:
                     continue
                 run = open_run(
                     TASK,
-                    run_dir=out / "runs" / f"it{iterations}-seed{seed}",
+                    # one run directory per retraining, so that workers never share one (and its lock)
+                    run_dir=out / "runs" / f"it{iterations}-seed{seed}-arch{index}",
                     preset=args.preset,
                     overrides=[*overrides, f"seed={seed}", f"retrain.iterations={iterations}"],
                     progress=False,

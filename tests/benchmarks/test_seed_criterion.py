@@ -40,3 +40,24 @@ def test_runs_reports_and_resumes(tmp_path: Path) -> None:
     (tmp_path / "results.jsonl").write_text("\n".join(lines[:-1]) + "\n")
     script.main(args)
     assert len((tmp_path / "results.jsonl").read_text().splitlines()) == len(lines)
+
+
+@pytest.mark.slow
+def test_a_second_worker_shares_the_output_folder(tmp_path: Path) -> None:
+    """Workers share one --out: while this process holds its run directories' locks, a second
+    process reads the space and skips (or claims) retrainings instead of failing on a lock."""
+    import subprocess
+
+    script = _load()
+    args = [
+        "--out", str(tmp_path), "--archs", "2", "--seeds", "0",
+        "--set", "data.synthetic.num_images=6", "--set", "data.synthetic.size=48", "--set", "data.short_sizes=[48]",
+        "--set", "data.test_size=48", "--set", "data.max_size=48", "--set", "retrain.iterations=1",
+        "--set", "retrain.warmup_iterations=0", "--set", "threads=1",
+    ]  # fmt: skip
+    script.main([*args, "--arch-indices", "0"])  # this process keeps its locks until it ends
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, cwd=SCRIPT.parents[1], timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 2
