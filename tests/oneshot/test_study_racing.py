@@ -109,3 +109,12 @@ def test_history_entries_keep_their_fidelity_through_json():
     res = SearchResult("random", arch, 1.0, [HistoryEntry(arch, 1.0, 0.0, {}, 0.25), HistoryEntry(arch, 2.0)])
     back = SearchResult.from_json(SPACE, json.loads(json.dumps(res.to_json())))
     assert [h.fidelity for h in back.history] == [0.25, 1.0]
+
+
+def test_the_toy_task_says_how_many_examples_a_fraction_scores():
+    from oneshot.config import load_config
+    from oneshot.testing import ToyConfig, ToyTask
+
+    task = ToyTask(load_config(ToyConfig, overrides=["data.num_val=10"]), progress=False)
+    assert task.evaluation_size("search") == 10
+    assert task.evaluation_size("search", fraction=0.25) == 3 and task.evaluation_size("search", fraction=0.01) == 1
