@@ -46,6 +46,7 @@ from typing import Any
 import click
 import numpy as np
 
+from benchmarks.search_policies import run_options
 from benchmarks.task_benchmark import mean_metrics, spread_by_score
 from benchmarks.task_policies import CostLedger, PolicySpec, default_policies, describe_searcher
 from oneshot.errors import OneshotError
@@ -268,13 +269,7 @@ def _timed(arch: Architecture, fitness: Callable[[Architecture], Any], fidelity:
 # ----------------------------------------------------------------------------- command line
 @click.command(name="racing", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--task", required=True, help="A registered task (e.g. panoptic, toy).")
-@click.option("--preset", default=None, help="Preset of the task (default: the task's first).")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="YAML config file of the run.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config field of the run.")
-@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Pipeline run directory holding (or receiving) the supernet [default: OUT/run].")
-@click.option("--device", default=None, help="cpu, cuda or cuda:N (default: the config's).")
+@run_options("The run: ", run_dir="pipeline run directory holding (or receiving) the supernet")
 @click.option("--searchers", "searchers", multiple=True, metavar="SEARCHER",
               help="Searchers to run (repeatable or comma-separated) [default: random, evolution, path-priority].")
 @click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True, help="Search seeds 0..N-1.")
