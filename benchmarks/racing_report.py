@@ -77,7 +77,8 @@ def summarize(results: Mapping[str, Any], *, report_columns: Sequence[str] = ())
         arms = {arm: _arm([r for r in mine if r["arm"] == arm]) for arm in ("full", "racing")}
         rows.append({"searcher": s["searcher"], **_compare(arms["full"], arms["racing"], mine[0]["label"])})
     pooled = {arm: _arm([r for r in runs if r["arm"] == arm]) for arm in ("full", "racing")}
-    fitness_name, _ = fitness_columns(report_columns, runs[0]["found"]["metrics"]) if runs else ("fitness", [])
+    found = runs[0]["found"] if runs else {"fitness": None, "metrics": {}}
+    fitness_name, _ = fitness_columns(report_columns, {"fitness": found["fitness"], **found["metrics"]})
     return {"fitness_name": fitness_name, "searchers": rows, "all": _compare(pooled["full"], pooled["racing"], "all searchers")}
 
 
