@@ -24,13 +24,34 @@ import click
 
 from oneshot.errors import OneshotError
 
-__all__ = ["MODES", "main"]
+__all__ = ["MODES", "main", "run_options"]
 
 
 def _nas_bench_macro(**options: Any) -> dict[str, Any]:
     from benchmarks.nas_bench_macro_report import nas_bench_macro_report
 
     return nas_bench_macro_report(**options)
+
+
+def run_options(prefix: str = "", *, run_dir: str = "pipeline run directory holding the supernet") -> Callable[[Any], Any]:
+    """The options that open a task's run (``--preset``, ``--config``, ``--set``, ``--run-dir``,
+    ``--device``), each help text after ``prefix``; shared by the benchmarks on a task's supernet."""
+    options = [
+        click.option("--preset", default=None, help=f"{prefix}preset of the task (default: the task's first)."),
+        click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help=f"{prefix}YAML config file of the run."),
+        click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=f"{prefix}override a config field of the run."),
+        click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help=f"{prefix}{run_dir} [default: OUT/run]."),
+        click.option("--device", default=None, help=f"{prefix}cpu, cuda or cuda:N (default: the config's)."),
+    ]
+
+    def apply(command: Any) -> Any:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
 
 
 #: Benchmark modes other than a task, by ``--task`` name (a plain dict: only this harness uses it).
@@ -47,13 +68,7 @@ MODES: dict[str, Callable[..., dict[str, Any]]] = {"nas-bench-macro": _nas_bench
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Folder for results, figures and report.md [default: runs/benchmarks/search-policies, or "
                    "runs/benchmarks/search-policies-TASK-PRESET for a task].")
-@click.option("--preset", default=None, help="Task mode: preset of the task (default: the task's first).")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Task mode: YAML config file of the run.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Task mode: override a config field of the run.")
-@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Task mode: pipeline run directory holding the supernet and the shared store [default: OUT/run].")
-@click.option("--device", default=None, help="Task mode: cpu, cuda or cuda:N (default: the config's).")
+@run_options("Task mode: ", run_dir="pipeline run directory holding the supernet and the shared store")
 @click.option("--budget-scale", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Task mode: multiply the paper's budgets (path-priority 5 cycles, evolution 1000, random 300) [default: 1].")
 @click.option("--policy", "policies", multiple=True, metavar="SEARCHER",

@@ -111,6 +111,12 @@ class Task(ABC):
         :attr:`supports_fraction`); the same share every time, so partial scores compare.
         """
 
+    def evaluation_size(self, split: str = "search", fraction: float = 1.0) -> int | None:
+        """How many items (e.g. images) :meth:`evaluate` scores on ``split`` at ``fraction``,
+        counted from the data it would select (a task may round a fraction to whole batches);
+        ``None`` when the task cannot say. Benchmarks measure the cost of evaluations with it."""
+        return None
+
     def example_input(self) -> Any:
         """One input at batch 1, on ``self.device``, as the supernet takes it (``model(x)``, a tuple
         unpacked): what FLOPs and latency are measured on (see :mod:`oneshot.cost`). Use the size

@@ -125,10 +125,14 @@ class ToyTask(Task):
         x, y = batch
         return nn.functional.cross_entropy(model(x), y)
 
+    def evaluation_size(self, split: str = "search", fraction: float = 1.0) -> int:
+        """The first ``ceil(fraction * N)`` of the split's ``N`` examples (at least one)."""
+        return max(1, math.ceil(fraction * len(self._data(split))))
+
     @torch.no_grad()
     def _accuracy(self, model: nn.Module, split: str, fraction: float = 1.0) -> float:
         x, y = self._data(split).tensors
-        n = max(1, math.ceil(fraction * len(y)))
+        n = self.evaluation_size(split, fraction)
         x, y = x[:n], y[:n]
         model.eval()
         pred = model(x.to(self.device)).argmax(1).cpu()

@@ -196,11 +196,18 @@ class PanopticTask(Task):
         )
         return [{"sem_seg": out["sem_seg"], "panoptic": pan} for out, pan in zip(outputs, panoptic, strict=True)]
 
-    def _score(self, model: nn.Module, split: str, fraction: float = 1.0) -> dict[str, float]:
+    def _scored_batches(self, split: str, fraction: float = 1.0) -> list[PanopticEvalBatch]:
         batches = self._eval_batches(SEARCH_SPLIT.get(split, split))
         if fraction < 1.0:  # the first share of the split, in whole evaluation batches
             batches = batches[: max(1, math.ceil(fraction * len(batches)))]
-        return inference_on_batches(model, batches, self.evaluator(), forward=self._predict)
+        return batches
+
+    def evaluation_size(self, split: str = "search", fraction: float = 1.0) -> int:
+        """Images :meth:`evaluate` scores: ``fraction`` rounds up to whole evaluation batches."""
+        return sum(len(b.images) for b in self._scored_batches(split, fraction))
+
+    def _score(self, model: nn.Module, split: str, fraction: float = 1.0) -> dict[str, float]:
+        return inference_on_batches(model, self._scored_batches(split, fraction), self.evaluator(), forward=self._predict)
 
     def evaluate(
         self, model: nn.Module, archs: Sequence[Architecture], *, split: str = "search", fraction: float = 1.0

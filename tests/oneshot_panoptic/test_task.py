@@ -148,3 +148,17 @@ def test_bench_preset_generates_the_bench_variant(tmp_path):
     assert "bench" in paths["train"].image_dir
     names = {c["name"] for c in json.loads(Path(paths["train"].panoptic_json).read_text())["categories"]}
     assert names == {c["name"] for c in categories_of("bench")}
+
+
+def test_evaluation_size_counts_the_images_of_whole_evaluation_batches(tmp_path):
+    from oneshot_panoptic.task import PanopticTask
+
+    config = load_config(PanopticConfig, preset=PRESETS["tiny"], overrides=[
+        f"data.cache_dir={tmp_path}", "data.synthetic.num_images=40", "data.synthetic.size=48", "eval.max_images=5",
+        "eval.batch_size=2",
+    ])
+    task = PanopticTask(config, device="cpu", progress=False)
+    task.prepare_data()
+    assert task.evaluation_size("search") == 5  # batches of 2, 2 and 1 image
+    assert task.evaluation_size("search", fraction=0.25) == 2  # ceil(0.25 * 3) = 1 batch, not 0.25 * 5 images
+    assert task.evaluation_size("search", fraction=0.5) == 4
