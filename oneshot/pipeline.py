@@ -472,6 +472,16 @@ class Pipeline(ReportStage, RetrainStage):
             raise ConfigError(f"search: {exc}") from None
         return searcher
 
+    def _racing_cost(self, study: Study, result: SearchResult) -> dict[str, Any]:
+        """What racing spent, in full evaluations: a partial one costs the share of the search
+        split the task really scores (it may round a fraction up to whole batches)."""
+        assert study.racing is not None
+        full, part = self.task.evaluation_size("search"), self.task.evaluation_size("search", study.racing.fraction)
+        share = part / full if full and part else study.racing.fraction
+        return {"fraction": study.racing.fraction, "partial_share": share,
+                "cost_in_full_evaluations": study.num_computed - study.num_partial * (1.0 - share),
+                "partial_only": sum(h.fidelity < 1.0 for h in result.history)}
+
     def search(self, model: nn.Module | None = None) -> SearchResult:
         """Run the configured searcher on the supernet through the evaluation store."""
         model = model if model is not None else self.train_supernet()
@@ -487,8 +497,7 @@ class Pipeline(ReportStage, RetrainStage):
             result.extras["constraint"] = searcher.constraint.to_json()
             log.info("constraint %s: %d draws rejected", searcher.constraint.limits, searcher.constraint.rejected)
         if study.racing is not None:
-            result.extras["racing"] = {"fraction": study.racing.fraction, "cost_in_full_evaluations": study.cost,
-                                       "partial_only": sum(h.fidelity < 1.0 for h in result.history)}
+            result.extras["racing"] = self._racing_cost(study, result)
         text = json.dumps(result.to_json(), indent=1)
         for folder in (self.run.searcher_dir(result.searcher), self.run_dir):
             self.run.write_text(folder / RUN_FILES["search_result"], text)

@@ -153,6 +153,7 @@ class Study:
         self._pairs: list[tuple[float, float]] = []  # (partial, full) of candidates evaluated both ways
         self._partial_seen: dict[Architecture, HistoryEntry] = {}
         self.num_computed = 0  # evaluations computed by this study (not served from the store)
+        self.num_partial = 0  # of which on a fraction of the data (racing)
         self.cost = 0.0  # evaluation data spent by this study, in full evaluations (partial = fraction)
 
     def __len__(self) -> int:
@@ -225,6 +226,7 @@ class Study:
             else:
                 self._file.add(entry)
         self.num_computed += 1
+        self.num_partial += entry.fidelity < 1.0
         self.cost += entry.fidelity
         return entry
 

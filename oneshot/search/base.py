@@ -302,10 +302,14 @@ class Searcher(ABC):
         """Update the state with the results of the last batch (in the order of :meth:`ask`)."""
 
     def _select(self) -> tuple[Architecture, float | None]:
-        """The final architecture and its fitness; default: the best evaluated one."""
+        """The final architecture and its fitness; default: the best one evaluated in full.
+
+        Entries scored only on part of the data (racing, ``fidelity < 1``) are candidates only when
+        nothing was evaluated in full: a partial score is not comparable with full ones."""
         if not self._history:
             raise SearchError(f"{self.name or type(self).__name__}: nothing was evaluated")
-        best = max(self._history, key=lambda h: h.fitness)  # first of equals wins
+        pool = [h for h in self._history if h.fidelity >= 1.0] or self._history
+        best = max(pool, key=lambda h: h.fitness)  # first of equals wins
         return best.arch, best.fitness
 
     def _result_fields(self) -> dict[str, Any]:

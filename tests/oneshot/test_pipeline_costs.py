@@ -52,6 +52,7 @@ def test_racing_through_oneshot_search_records_partial_evaluations(tmp_path):
     racing = result["extras"]["racing"]
     assert racing["fraction"] == 0.25 and racing["partial_only"] > 0
     assert racing["cost_in_full_evaluations"] < 24
+    assert 0.25 <= racing["partial_share"] < 0.5  # the share of examples really scored (rounded up)
     records = [json.loads(line) for line in (out / "evaluations.jsonl").read_text().splitlines()[1:]]
     partial_keys = {r["key"] for r in records if r["type"] == "partial"}
     assert len(partial_keys) == 24  # every candidate was scored on the share first

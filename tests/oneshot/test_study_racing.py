@@ -120,8 +120,6 @@ def test_the_toy_task_says_how_many_examples_a_fraction_scores():
     assert task.evaluation_size("search", fraction=0.25) == 3 and task.evaluation_size("search", fraction=0.01) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="the searcher is told raw partial scores and selects by them: a subset that "
-                   "flatters every architecture lets a candidate racing dropped become the found one (reported, not fixed)")
 def test_racing_never_returns_an_architecture_judged_on_the_subset_alone():
     space = SearchSpace.categorical({"a": [4, 4, 4, 4]})
 
@@ -134,3 +132,5 @@ def test_racing_never_returns_an_architecture_judged_on_the_subset_alone():
     result = study.optimize(build_searcher("random", space, budget=60, seed=0))
     told = next(h for h in result.history if h.arch == result.best)
     assert told.fidelity == 1.0
+    # the returned one is the best of those evaluated in full, although dropped ones scored higher
+    assert max(h.fitness for h in result.history if h.fidelity < 1) > result.best_fitness
