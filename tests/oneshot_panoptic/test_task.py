@@ -136,12 +136,13 @@ def test_predict_command_writes_scored_files_and_handles_bad_images(reference, c
     assert refused.returncode == 1 and "zz_broken.jpg" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
 
 
-def test_bench_preset_generates_the_bench_variant(tmp_path):
+def test_the_bench_variant_is_generated_from_the_config(tmp_path):
     from oneshot_panoptic.data import categories_of
     from oneshot_panoptic.task import PanopticTask
 
     config = load_config(PanopticConfig, preset=PRESETS["bench"], overrides=[
         f"data.cache_dir={tmp_path}", "data.synthetic.num_images=12", "data.synthetic.size=48",
+        "data.synthetic.variant=bench",
     ])
     task = PanopticTask(config)
     paths = task._split_paths()
