@@ -152,10 +152,10 @@ def main(argv: list[str] | None = None) -> None:
                 done = {**_load_results(results_path), **done}  # other workers may have finished some
                 if (arch.key, seed, iterations) in done or not _claim(out / "claims", arch.key, seed, iterations):
                     continue
+                run_dir = out / "runs" / f"it{iterations}-seed{seed}-arch{index}"
                 run = open_run(
                     TASK,
-                    # one run directory per retraining, so that workers never share one (and its lock)
-                    run_dir=out / "runs" / f"it{iterations}-seed{seed}-arch{index}",
+                    run_dir=run_dir,  # one per retraining, so that workers never share one (and its lock)
                     preset=args.preset,
                     overrides=[*overrides, f"seed={seed}", f"retrain.iterations={iterations}"],
                     progress=False,
@@ -167,6 +167,7 @@ def main(argv: list[str] | None = None) -> None:
                     "arch": arch.to_json(),
                     "seed": seed,
                     "iterations": iterations,
+                    "run_dir": str(run_dir.relative_to(out)),
                     "pq": metrics["pq"],
                     "pq_th": metrics.get("pq_th"),
                     "pq_st": metrics.get("pq_st"),

@@ -62,7 +62,9 @@ def main(argv: list[str] | None = None) -> None:
         arch_key, seed, iterations = key
         arch = space.from_json(runs[key]["arch"])
         model = freeze(run.task.build_supernet(), arch)
-        state = args.out / "runs" / f"it{iterations}-seed{seed}" / "retrain" / arch_key[:64] / "model_state.pt"
+        # runs before per-retraining run directories shared one per seed and schedule
+        run_dir = runs[key].get("run_dir") or f"runs/it{iterations}-seed{seed}"
+        state = args.out / run_dir / "retrain" / arch_key[:64] / "model_state.pt"
         model.load_state_dict(torch.load(state, map_location="cpu"))
         metrics = run.task.evaluate_standalone(model.eval(), split="val")
         with out_path.open("a") as f:
