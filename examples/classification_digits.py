@@ -1,5 +1,8 @@
 """One-shot NAS on real data in a few minutes on a CPU: scikit-learn's handwritten digits.
 
+(About 480 lines: a tutorial kept in one file on purpose, so that a reader follows the whole
+method top to bottom without jumping between modules.)
+
 The whole method, end to end, with nothing but the ``oneshot`` core (and the supernet of the
 ``examples/digits_task`` package, so that both examples search one space):
 
