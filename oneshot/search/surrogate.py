@@ -30,9 +30,6 @@ with the number of pairs. ``s2`` is profiled out of the marginal likelihood; ``w
 No architecture is evaluated twice: a one-shot supernet's error on an architecture is a fixed bias
 (evaluating it again gives the same value, as the tabular benchmarks model it), so a re-measurement
 would spend budget for no information; the model pools neighbours' measurements instead.
-
-(A little over 400 lines: the GP and the searcher that drives it share private state and are
-kept together.)
 """
 
 from __future__ import annotations
