@@ -154,10 +154,15 @@ class Study:
         self._partial_seen: dict[Architecture, HistoryEntry] = {}
         self.num_computed = 0  # evaluations computed by this study (not served from the store)
         self.num_partial = 0  # of which on a fraction of the data (racing)
-        self.cost = 0.0  # evaluation data spent by this study, in full evaluations (partial = fraction)
 
     def __len__(self) -> int:
         return len(self.view) if self.view is not None else len(self._known)
+
+    @property
+    def cost(self) -> float:
+        """Evaluation data spent by this study, in full evaluations (a partial one = the fraction)."""
+        fraction = self.racing.fraction if self.racing is not None else 1.0
+        return self.num_computed - self.num_partial * (1.0 - fraction)
 
     def get(self, arch: Architecture) -> HistoryEntry | None:
         """The recorded (full) evaluation of ``arch``, or ``None``."""
@@ -227,7 +232,6 @@ class Study:
                 self._file.add(entry)
         self.num_computed += 1
         self.num_partial += entry.fidelity < 1.0
-        self.cost += entry.fidelity
         return entry
 
     def _compute(self, archs: list[Architecture], *, fraction: float = 1.0) -> list[HistoryEntry]:
