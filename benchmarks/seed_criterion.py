@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.claims import claim
 from oneshot.config import load_config
 from oneshot.pipeline import open_run
 from oneshot.space import SearchSpace
@@ -64,26 +64,6 @@ def _load_results(path: Path) -> dict[tuple[str, int, int], dict[str, Any]]:
                 # first line wins: a later one may be a copy restored from the run's stored metrics
                 done.setdefault((r["arch_key"], r["seed"], r["iterations"]), r)
     return done
-
-
-def _claim(folder: Path, key: str, seed: int, iterations: int) -> bool:
-    """Claim a retraining for this process (several workers may share one ``--out``); a claim
-    of a process that is gone (killed) is taken over."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{key}-s{seed}-it{iterations}"
-    try:
-        owner = int(path.read_text() or 0)
-        if owner != os.getpid():
-            os.kill(owner, 0)
-            return False  # alive: someone else's
-    except (FileNotFoundError, ValueError, ProcessLookupError):
-        pass
-    except PermissionError:
-        return False
-    tmp = path.with_suffix(f".{os.getpid()}")
-    tmp.write_text(str(os.getpid()))
-    os.replace(tmp, path)
-    return int(path.read_text()) == os.getpid()
 
 
 def _summary(results: list[dict[str, Any]], archs: list[str], seeds: list[int], iterations: int) -> dict[str, Any]:
@@ -150,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             for seed in seeds_of[iterations]:
                 done = {**_load_results(results_path), **done}  # other workers may have finished some
-                if (arch.key, seed, iterations) in done or not _claim(out / "claims", arch.key, seed, iterations):
+                if (arch.key, seed, iterations) in done or not claim(out / "claims", f"{arch.key}-s{seed}-it{iterations}"):
                     continue
                 run_dir = out / "runs" / f"it{iterations}-seed{seed}-arch{index}"
                 run = open_run(

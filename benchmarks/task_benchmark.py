@@ -41,6 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.claims import claim
+from benchmarks.retrain_worker import QUEUE_FILE, WORKER_COST_FILE, claim_name, write_queue
 from benchmarks.task_policies import (
     Candidate,
     CostLedger,
@@ -52,12 +54,12 @@ from benchmarks.task_policies import (
 from benchmarks.task_report import markdown_body, section_title
 from benchmarks.task_stats import trust_stats
 from benchmarks.task_summary import build_summary, write_plots
-from oneshot.files import atomic_write_json, atomic_write_text
+from oneshot.files import atomic_write_json, atomic_write_text, read_json
 from oneshot.search import SearchResult
 from oneshot.space import Architecture, SearchSpace
 from oneshot.study import Study
 
-__all__ = ["DEFAULT_BN_COUNTS", "mean_metrics", "run_task_benchmark", "spread_by_score"]
+__all__ = ["DEFAULT_BN_COUNTS", "mean_metrics", "random_candidates", "run_task_benchmark", "spread_by_score"]
 
 DEFAULT_BN_COUNTS = (0, 10, 50, 200)
 Progress = Callable[[str], None]
@@ -117,6 +119,12 @@ def run_task_benchmark(
     with ledger.measure() as cost:
         pipeline.prepare_data()
     ledger.record("data preparation", **cost)
+    retrain_with = [pipeline.config.seed + i for i in range(retrain_seeds)]
+    if not (out / QUEUE_FILE).exists() or not read_json(out / QUEUE_FILE, what="retraining queue")["final"]:
+        # the random architectures are known now: workers (benchmarks.retrain_worker) can start on them
+        early = random_candidates(pipeline, SearchSpace.from_module(pipeline.task.build_supernet()), random_archs)
+        write_queue(out, task=task, config_path=pipeline.run_dir / "config.yaml", run_dir=pipeline.run_dir,
+                    items=[(a, r) for a in early for r in retrain_with], final=False)
     supernet_done = pipeline.path("supernet").exists()
     say(f"[benchmark] {'reusing' if supernet_done else 'training'} the supernet in {pipeline.run_dir}")
     with ledger.measure() as cost:
@@ -150,17 +158,11 @@ def run_task_benchmark(
     for r in runs:
         r["found_metrics"] = scored[r["result"].best]
 
-    # 4. retraining (one from-scratch training per candidate and retraining seed) -----------------
-    retrain_with = [pipeline.config.seed + i for i in range(retrain_seeds)]
-    total = len(candidates) * len(retrain_with)
-    for i, (c, rseed) in enumerate((c, r) for c in candidates for r in retrain_with):
-        done = (pipeline.retrain_dir(c.arch, seed=rseed) / "metrics.json").exists()
-        say(f"[benchmark] retrain {i + 1}/{total} seed {rseed} ({', '.join(c.roles)}){' : cached' if done else ''}")
-        with ledger.measure() as cost:
-            c.runs[rseed] = pipeline.retrain(c.arch, seed=rseed).to_json()
-        key = f"retrain {c.arch.key}" + ("" if rseed == pipeline.config.seed else f" seed {rseed}")
-        if not done or ledger.get(key) is None:
-            ledger.record(key, steps=pipeline.config.retrain.iterations, measured=not done, **cost)
+    # 4. retraining (one from-scratch training per candidate and retraining seed; workers may help) ---
+    queue = [(c, r) for c in candidates for r in retrain_with]
+    write_queue(out, task=task, config_path=pipeline.run_dir / "config.yaml", run_dir=pipeline.run_dir,
+                items=[(c.arch, r) for c, r in queue], final=True)
+    _retrain_all(pipeline, queue, out / "claims", ledger, say)
     for c in candidates:
         c.retrained = mean_metrics(c.runs)
 
@@ -182,6 +184,38 @@ def run_task_benchmark(
     atomic_write_text(out / "report.md", f"{section_title(task)}\n\n{markdown_body(summary)}\n")
     say(f"[benchmark] done in {summary['elapsed_s']:.0f} s; results in {out}")
     return summary
+
+
+def _retrain_all(pipeline: Any, queue: Sequence[tuple[Candidate, int]], claims: Path, ledger: CostLedger, say: Progress,
+                 *, poll_s: float = 10.0) -> None:
+    """Retrain every ``(candidate, seed)`` of ``queue`` in order, skipping what a worker has claimed
+    (:mod:`benchmarks.retrain_worker`) and waiting for those at the end; fills ``candidate.runs``
+    and the ledger (a worker's retraining with the cost it measured)."""
+    total = len(queue)
+    pending = list(enumerate(queue))
+    while pending:
+        deferred = []
+        for i, (c, rseed) in pending:
+            folder = pipeline.retrain_dir(c.arch, seed=rseed)
+            done = (folder / "metrics.json").exists()
+            if not done and not claim(claims, claim_name(c.arch.key, rseed)):
+                deferred.append((i, (c, rseed)))
+                continue
+            say(f"[benchmark] retrain {i + 1}/{total} seed {rseed} ({', '.join(c.roles)}){' : cached' if done else ''}")
+            with ledger.measure() as cost:
+                c.runs[rseed] = pipeline.retrain(c.arch, seed=rseed).to_json()
+            key = f"retrain {c.arch.key}" + ("" if rseed == pipeline.config.seed else f" seed {rseed}")
+            by_worker = (folder / WORKER_COST_FILE).exists()
+            if by_worker and ledger.get(key) is None:
+                worker = json.loads((folder / WORKER_COST_FILE).read_text())
+                ledger.record(key, steps=pipeline.config.retrain.iterations, measured=True,
+                              wall_s=worker["wall_s"], cpu_s=worker["cpu_s"], worker=worker.get("worker"))
+            elif not done or ledger.get(key) is None:
+                ledger.record(key, steps=pipeline.config.retrain.iterations, measured=not done, **cost)
+        if deferred and len(deferred) == len(pending):
+            say(f"[benchmark] waiting for {len(deferred)} retraining(s) claimed by workers")
+            time.sleep(poll_s)
+        pending = deferred
 
 
 def _search(
@@ -254,18 +288,24 @@ def _candidates(
         if r["searcher"] == "path-priority" and r["seed"] == 0:
             for i, arch in enumerate(r["result"].top_k[:top_k]):
                 add(arch, f"top-k: path-priority top-{i + 1}")
+    for i, arch in enumerate(random_candidates(pipeline, space, random_archs)):
+        add(arch, f"random #{i + 1}")
+    for i, arch in enumerate(spread_by_score(runs, trust_archs, exclude=set(by_arch))):
+        add(arch, f"spread #{i + 1}")
+    return list(by_arch.values())
+
+
+def random_candidates(pipeline: Any, space: SearchSpace, n: int) -> list[Architecture]:
+    """``n`` distinct random architectures, a fixed stream of the run's seed (known before any search)."""
     rng = np.random.default_rng(pipeline.config.seed + 104_729)
     drawn: list[Architecture] = []
     tries = 0
-    while len(drawn) < min(random_archs, space.size) and tries < 100 * (random_archs + 1):
+    while len(drawn) < min(n, space.size) and tries < 100 * (n + 1):
         tries += 1
         arch = space.sample(rng)
         if arch not in drawn:
             drawn.append(arch)
-            add(arch, f"random #{len(drawn)}")
-    for i, arch in enumerate(spread_by_score(runs, trust_archs, exclude=set(by_arch))):
-        add(arch, f"spread #{i + 1}")
-    return list(by_arch.values())
+    return drawn
 
 
 def spread_by_score(runs: Sequence[dict[str, Any]], n: int, *, exclude: set[Architecture]) -> list[Architecture]:
