@@ -14,7 +14,9 @@
    random architectures and ``--trust-archs`` architectures spread over the quantiles of the
    supernet scores the searches stored, evaluated on the supernet through the same study;
 4. **retrain**: :meth:`Pipeline.retrain` on every candidate with ``--retrain-seeds`` seeds (the
-   config's seed, then the next ones; the same schedule for all), metrics on ``val``;
+   config's seed, then the next ones; the same schedule for all), metrics on ``val``; the queue is
+   written to ``OUT/retrain_queue.json`` (its random architectures before the supernet is trained)
+   so that :mod:`benchmarks.retrain_worker` processes can take their share;
 5. **supernet trust**: Kendall tau-b and Spearman rho between supernet and retrained fitness (the
    mean over retraining seeds), with paired bootstrap intervals (:mod:`benchmarks.task_stats`);
 6. **BN recalibration**: fitness of fixed architectures for 0, 10, 50, 200 batches
