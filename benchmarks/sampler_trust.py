@@ -13,7 +13,9 @@ benchmark's own supernet, with paired bootstrap intervals::
         --variant "fair=train.sampler=fair,train.paths_per_step=null,train.iterations=200" \\
         --out runs/benchmarks/sampler-trust-bench
 
-Each variant's run lives in ``OUT/<name>/run`` (resumable: training resumes, scores are stored).
+Each variant's run lives in ``OUT/<name>/run`` (resumable: training resumes, scores are stored;
+its measured cost in ``OUT/<name>/cost.json``), so variants can also be run as parallel
+invocations with the same ``--out`` and reported together by one more invocation naming them all.
 Writes ``OUT/results.json``, ``OUT/report.md`` and ``OUT/sampler_trust.png``.
 
 The candidates were partly chosen with the benchmark's own supernet (the architectures its
@@ -122,7 +124,6 @@ def run(bench: Path, variants: list[tuple[str, list[str]]], out: Path, *, comman
     candidates = [c for c in summary["candidates"] if c.get("retrained") and c.get("supernet")]
     base_config = Path(summary["run_dir"]) / "config.yaml"
     scores: dict[str, dict[str, float]] = {"benchmark": {c["key"]: c["supernet"]["fitness"] for c in candidates}}
-    earlier = json.loads((out / "results.json").read_text()).get("costs", {}) if (out / "results.json").exists() else {}
     costs: dict[str, Any] = {}
     for name, overrides in variants:
         # the benchmark run's config as a plain config file (without the run's task tag), then the overrides
@@ -140,9 +141,12 @@ def run(bench: Path, variants: list[tuple[str, list[str]]], out: Path, *, comman
         study = pipe.study(model, split="search")
         archs = [Architecture.from_json(space, c["architecture"]) for c in candidates]
         scores[name] = {e.arch.key: float(e.fitness) for e in study.evaluate(archs)}
-        costs[name] = {"train_cpu_s": t1 - t0, "score_cpu_s": time.process_time() - t1}
-        if trained and name in earlier:  # resumed: the costs are those measured when it ran
-            costs[name] = earlier[name]
+        cost_path = out / name / "cost.json"
+        if trained and cost_path.exists():  # resumed: the costs are those measured when it ran
+            costs[name] = json.loads(cost_path.read_text())
+        else:
+            costs[name] = {"train_cpu_s": t1 - t0, "score_cpu_s": time.process_time() - t1}
+            atomic_write_json(cost_path, costs[name])
         print(f"[sampler-trust] {name}: scored {len(archs)} architectures", flush=True)
     rows = trust_rows(candidates, scores)
     out.mkdir(parents=True, exist_ok=True)
