@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from oneshot.errors import OneshotError
+from oneshot.interrupts import install as install_interrupt_handler
 
 __all__ = ["cli", "main"]
 
@@ -417,6 +418,7 @@ def graph_command(task: str | None, preset: str | None, config_path: str | None,
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
+    install_interrupt_handler()
     try:
         cli.main(args=argv, prog_name="oneshot", standalone_mode=True)
     except KeyboardInterrupt:

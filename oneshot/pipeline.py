@@ -49,6 +49,7 @@ from oneshot.distributed import (
     local_device,
 )
 from oneshot.errors import CheckpointError, ConfigError, TrainingDiverged
+from oneshot.interrupts import raise_if_interrupted
 from oneshot.report_stage import ReportStage
 from oneshot.retrain_stage import RetrainStage
 from oneshot.run import RUN_FILES, RunDir, check_provenance, fault_point, provenance, resolve_config
@@ -255,7 +256,7 @@ class Pipeline(ReportStage, RetrainStage):
             device=self.device,
             move_batch=self.task.move_batch,
             progress=self.progress,
-            after_step=after_step,
+            after_step=lambda step: (raise_if_interrupted(), after_step and after_step(step)),
         )
         if stage == "retrain":
             return StandaloneTrainer(model, **common)
@@ -370,6 +371,7 @@ class Pipeline(ReportStage, RetrainStage):
         racing = self._racing() if split == "search" else None
 
         def fitness(arch: Architecture, fraction: float = 1.0) -> dict[str, Any]:
+            raise_if_interrupted()
             if searching:
                 fault_point("search", self._evaluated)
             partial = {"fraction": fraction} if fraction < 1.0 else {}

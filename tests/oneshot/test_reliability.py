@@ -330,3 +330,27 @@ def test_progress_off_a_terminal_is_a_line_every_few_steps(tmp_path: Path) -> No
     assert "\r" not in proc.stderr
     lines = [line for line in proc.stderr.splitlines() if "train supernet:" in line]
     assert 2 <= len(lines) <= 21 and lines[-1].startswith("[oneshot] train supernet: 40/40 step")
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_an_interrupt_swallowed_by_a_finalizer_still_stops_the_next_step() -> None:
+    import gc
+    import os
+
+    from oneshot import interrupts
+
+    class SignalledInDel:
+        def __del__(self) -> None:  # SIGINT handled here: Python prints "Exception ignored" and goes on
+            os.kill(os.getpid(), signal.SIGINT)
+
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        interrupts.install()
+        SignalledInDel()
+        gc.collect()
+        # still running here: the KeyboardInterrupt raised inside __del__ was dropped
+        with pytest.raises(KeyboardInterrupt):
+            interrupts.raise_if_interrupted()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        interrupts._requested = False
