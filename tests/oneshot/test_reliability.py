@@ -268,7 +268,9 @@ def test_a_read_only_run_directory(reference_run: Path, tmp_path: Path) -> None:
 def _start_training(out: Path, iterations: int = 400) -> subprocess.Popen[str]:
     args = ["train-supernet", "--task", "toy", "--preset", "tiny", "--out", str(out), "--quiet",
             "--set", f"train.iterations={iterations}", "--set", "train.checkpoint_every=2"]
-    proc = subprocess.Popen([*ONESHOT, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    # SIGINT at its default in the child: a test run started in the background inherits it ignored
+    proc = subprocess.Popen([*ONESHOT, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not (out / "checkpoint.pt").exists():  # training has started (and holds the lock)
         assert proc.poll() is None, proc.communicate()[1]
@@ -345,6 +347,7 @@ def test_an_interrupt_swallowed_by_a_finalizer_still_stops_the_next_step() -> No
 
     previous = signal.getsignal(signal.SIGINT)
     try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # not ignored, however the tests were started
         interrupts.install()
         SignalledInDel()
         gc.collect()
