@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> None:
 def run(bench: Path, variants: list[tuple[str, list[str]]], out: Path, *, command: str = "") -> list[dict[str, Any]]:
     """Train and score every variant, write the report; returns the trust rows."""
     from oneshot.pipeline import open_run
+    from oneshot.run import RunDir
     from oneshot.space import Architecture, SearchSpace
 
     summary_path = bench / "summary.json"
@@ -122,16 +123,16 @@ def run(bench: Path, variants: list[tuple[str, list[str]]], out: Path, *, comman
         raise FileNotFoundError(f"no summary.json in {bench}: run the task benchmark to its end first")
     summary = json.loads(summary_path.read_text())
     candidates = [c for c in summary["candidates"] if c.get("retrained") and c.get("supernet")]
-    base_config = Path(summary["run_dir"]) / "config.yaml"
+    _, base_config = RunDir(summary["run_dir"]).saved_config()
+    if base_config is None:
+        raise FileNotFoundError(f"no config.yaml in the benchmark's run directory {summary['run_dir']}")
     scores: dict[str, dict[str, float]] = {"benchmark": {c["key"]: c["supernet"]["fitness"] for c in candidates}}
     costs: dict[str, Any] = {}
     for name, overrides in variants:
         # the benchmark run's config as a plain config file (without the run's task tag), then the overrides
-        config = yaml.safe_load(base_config.read_text())
-        config.pop("_task", None)
         config_path = out / name / "config.yaml"
         config_path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(config_path, yaml.safe_dump(config, sort_keys=False))
+        atomic_write_text(config_path, yaml.safe_dump(base_config, sort_keys=False))
         pipe = open_run(summary["task"], run_dir=out / name / "run", config_path=config_path, overrides=overrides, progress=True)
         trained = pipe.path("supernet").exists()
         t0 = time.process_time()

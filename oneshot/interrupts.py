@@ -4,9 +4,9 @@ Python turns SIGINT into ``KeyboardInterrupt`` wherever the interpreter happens 
 is inside a finalizer (``__del__``, a weakref or garbage-collection callback, which torch and
 other libraries run often) the exception is printed as "Exception ignored" and dropped, and a
 long command carries on as if nothing was pressed. :func:`install` (done by the ``oneshot``
-command) also records the request, and the long loops call :func:`raise_if_interrupted` at every
-training step and every evaluation, so an interrupt dropped that way still stops the command at
-the next step, after its last checkpoint, with the usual resume message.
+command) also records the request, and the long loops call :func:`raise_if_interrupted` (the
+trainer after every step, the pipeline before every evaluation), so an interrupt dropped that way
+still stops the command at the next step, after its last checkpoint, with the usual resume message.
 """
 
 from __future__ import annotations

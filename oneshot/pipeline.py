@@ -256,7 +256,7 @@ class Pipeline(ReportStage, RetrainStage):
             device=self.device,
             move_batch=self.task.move_batch,
             progress=self.progress,
-            after_step=lambda step: (raise_if_interrupted(), after_step and after_step(step)),
+            after_step=after_step,
         )
         if stage == "retrain":
             return StandaloneTrainer(model, **common)

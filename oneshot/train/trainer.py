@@ -47,6 +47,7 @@ from oneshot.distributed import (
     sync_batchnorm,
 )
 from oneshot.errors import CheckpointError, TrainingDiverged
+from oneshot.interrupts import raise_if_interrupted
 from oneshot.progress import progress_bar
 from oneshot.sampling import Sampler
 from oneshot.space import Architecture, SearchSpace
@@ -450,6 +451,7 @@ class SupernetTrainer:
                     self.save()
                 if self.after_step is not None:
                     self.after_step(self.step)
+                raise_if_interrupted()
         finally:
             if bar is not None:
                 bar.close()
