@@ -48,6 +48,8 @@ class Table(Protocol):
 
     def rank_percentile(self, arch: Architecture) -> float: ...
 
+    def accuracy(self, arch: Architecture) -> float: ...
+
 
 def bootstrap_median_ci(values: Sequence[float], *, reps: int = 2000, seed: int = 0) -> tuple[float, float]:
     """Percentile-bootstrap 95 % interval of the median."""

@@ -59,12 +59,23 @@ class MatchKernelGP:
     """A GP on categorical architectures with the matching-layer kernel (module docstring).
 
     Fit on ``(n, L)`` integer choices and fitness values; predicts the posterior mean and standard
-    deviation (in fitness units) of ``(N, L)`` choices.
+    deviation (in fitness units) of ``(N, L)`` choices. ``pair_grid``, ``local_grid`` and
+    ``noise_grid`` are the hyperparameter values tried at each fit (e.g. ``pair_grid=(0.0,),
+    local_grid=(0.0,)`` is the purely additive model).
     """
 
-    def __init__(self, num_choices: tuple[int, ...], *, complexity_penalty: float = 0.0) -> None:
+    def __init__(
+        self,
+        num_choices: tuple[int, ...],
+        *,
+        complexity_penalty: float = 0.0,
+        pair_grid: tuple[float, ...] = _PAIR_GRID,
+        local_grid: tuple[float, ...] = _LOCAL_GRID,
+        noise_grid: tuple[float, ...] = _NOISE_GRID,
+    ) -> None:
         self.num_choices = num_choices
         self.complexity_penalty = float(complexity_penalty)
+        self.grids = (tuple(pair_grid), tuple(local_grid), tuple(noise_grid))
         self.offsets = np.cumsum([0, *num_choices])[:-1]
         self.num_layers = len(num_choices)
         self.params: tuple[float, float, float] = (0.3, 0.0, 0.1)  # w_pair, w_local, noise share
@@ -98,7 +109,7 @@ class MatchKernelGP:
         matches = self.x @ self.x.T
         n = len(z)
         candidates = (
-            [(p, q, e) for p in _PAIR_GRID for q in _LOCAL_GRID for e in _NOISE_GRID if p + q < 1]
+            [(p, q, e) for p in self.grids[0] for q in self.grids[1] for e in self.grids[2] if p + q < 1]
             if tune and n >= 4
             else [self.params]
         )
