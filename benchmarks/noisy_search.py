@@ -180,11 +180,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     records = run(tables, searchers, budgets, sigmas, seeds, out / "records.jsonl")
     summary = summarize(records)
     command = "python " + " ".join(["benchmarks/noisy_search.py", *(argv if argv is not None else sys.argv[1:])])
+    write_results(out, command, time.perf_counter() - start, summary, markdown(summary))
+
+
+def write_results(out: Path, command: str, seconds: float, summary: Sequence[dict[str, Any]], table: str) -> None:
+    """``summary.json`` (command, seconds, summary) and ``results.md`` (command, markdown table)
+    into ``out``; the table is printed too."""
     (out / "summary.json").write_text(
-        json.dumps({"command": command, "seconds": time.perf_counter() - start, "summary": summary}, indent=1) + "\n"
+        json.dumps({"command": command, "seconds": seconds, "summary": list(summary)}, indent=1) + "\n"
     )
-    (out / "results.md").write_text(f"Command: `{command}`\n\n{markdown(summary)}\n")
-    print(markdown(summary))
+    (out / "results.md").write_text(f"Command: `{command}`\n\n{table}\n")
+    print(table)
 
 
 if __name__ == "__main__":

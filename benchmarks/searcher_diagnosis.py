@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.noisy_search import Table, bootstrap_median_ci, load_tables
+from benchmarks.noisy_search import Table, bootstrap_median_ci, load_tables, write_results
 from oneshot.search import build_searcher
 from oneshot.search.surrogate import MatchKernelGP
 
@@ -149,11 +149,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 print(f"{i}/{len(jobs)} runs, {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
     summary = summarize(records)
     command = "python -m benchmarks.searcher_diagnosis " + " ".join(argv if argv is not None else sys.argv[1:])
-    (out / "summary.json").write_text(
-        json.dumps({"command": command, "seconds": time.perf_counter() - start, "summary": summary}, indent=1) + "\n"
-    )
-    (out / "results.md").write_text(f"Command: `{command}`\n\n{markdown(summary)}\n")
-    print(markdown(summary))
+    write_results(out, command, time.perf_counter() - start, summary, markdown(summary))
 
 
 if __name__ == "__main__":
