@@ -51,6 +51,11 @@ from oneshot.search.registry import (
     get_searcher_class,
     register_searcher,
 )
+from oneshot.search.saturating import (
+    SaturatingAdditiveModel,
+    SaturatingAdditiveOptions,
+    SaturatingAdditiveSearcher,
+)
 from oneshot.search.store import EvaluationStore, StoreError
 from oneshot.search.surrogate import MatchKernelGP, SurrogateOptions, SurrogateSearcher
 
@@ -63,6 +68,7 @@ for _cls in (
     NSGA2Searcher,
     TPESearcher,
     SurrogateSearcher,
+    SaturatingAdditiveSearcher,
 ):
     register_searcher(_cls)
 
@@ -78,6 +84,7 @@ __all__ = [
     "VerifiedPathPriorityOptions",
     "RandomOptions",
     "SurrogateOptions",
+    "SaturatingAdditiveOptions",
     "SEARCHERS",
     "COST_METRICS",
     "MultiObjectiveMixin",
@@ -111,6 +118,8 @@ __all__ = [
     "Searcher",
     "StoreError",
     "SurrogateSearcher",
+    "SaturatingAdditiveModel",
+    "SaturatingAdditiveSearcher",
     "VerifiedPathPrioritySearcher",
     "available_searchers",
     "batch_fitness",

@@ -34,6 +34,7 @@ would spend budget for no information; the model pools neighbours' measurements 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -100,7 +101,7 @@ class MatchKernelGP:
         """Prior covariance (in units of ``s2``, without noise) of one-hot encoded rows."""
         return (1.0 - self.params[2]) * self._shape(xa @ xb.T, *self.params[:2]) + 1.0 / len(self.x)
 
-    def fit(self, choices: np.ndarray, y: np.ndarray, *, tune: bool = True) -> MatchKernelGP:
+    def fit(self, choices: np.ndarray, y: np.ndarray | Sequence[float], *, tune: bool = True) -> MatchKernelGP:
         self.x = self.onehot(choices)
         y = np.asarray(y, dtype=float)
         self.y_mean = float(y.mean())
