@@ -59,6 +59,26 @@ def bootstrap_median_ci(values: Sequence[float], *, reps: int = 2000, seed: int 
     return float(np.quantile(medians, 0.025)), float(np.quantile(medians, 0.975))
 
 
+def percentile_stats(values: Sequence[float]) -> dict[str, Any]:
+    """Median rank percentile of runs, its bootstrap 95 % interval and the share (%) in the top 1 %."""
+    lo, hi = bootstrap_median_ci(values)
+    return {
+        "median": statistics.median(values),
+        "ci95": [lo, hi],
+        "top1_share": 100.0 * sum(v < 1.0 for v in values) / len(values),
+    }
+
+
+def add_table_arguments(parser: argparse.ArgumentParser, *, shapes: str, table_seed: int, first_seed: int) -> None:
+    """The options that choose the tables and the search seeds (``--macro``, ``--shapes``,
+    ``--table-seed``, ``--seeds``, ``--first-seed``), shared by the table benchmarks."""
+    parser.add_argument("--macro", help="NAS-Bench-Macro JSON file (or its folder); omitted: synthetic tables only")
+    parser.add_argument("--shapes", default=shapes, help="synthetic table shapes, comma-separated ('' for none)")
+    parser.add_argument("--table-seed", type=int, default=table_seed)
+    parser.add_argument("--seeds", type=int, default=100, help="search seeds first-seed .. first-seed + seeds - 1")
+    parser.add_argument("--first-seed", type=int, default=first_seed)
+
+
 def load_tables(macro: str | None, shapes: Sequence[str], table_seed: int) -> dict[str, Table]:
     tables: dict[str, Table] = {}
     if macro:
@@ -115,8 +135,7 @@ def summarize(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         groups.setdefault((r["table"], r["budget"], r["sigma"], r["searcher"]), []).append(r)
     out = []
     for (table, budget, sigma, searcher), rs in groups.items():
-        pct = [r["percentile"] for r in rs]
-        lo, hi = bootstrap_median_ci(pct)
+        stats = percentile_stats([r["percentile"] for r in rs])
         out.append(
             {
                 "table": table,
@@ -124,9 +143,9 @@ def summarize(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 "sigma": sigma,
                 "searcher": searcher,
                 "runs": len(rs),
-                "median_percentile": statistics.median(pct),
-                "ci95": [lo, hi],
-                "top1_share": 100.0 * sum(p < 1.0 for p in pct) / len(pct),
+                "median_percentile": stats["median"],
+                "ci95": stats["ci95"],
+                "top1_share": stats["top1_share"],
                 "mean_evaluations": statistics.fmean(r["evaluations"] for r in rs),
                 "mean_seconds": statistics.fmean(r["seconds"] for r in rs),
             }
@@ -152,15 +171,11 @@ def markdown(summary: Sequence[dict[str, Any]]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--macro", help="NAS-Bench-Macro JSON file (or its folder); omitted: synthetic tables only")
-    parser.add_argument("--shapes", default="6x5,8x3,12x4", help="synthetic table shapes, comma-separated ('' for none)")
-    parser.add_argument("--table-seed", type=int, default=0)
+    add_table_arguments(parser, shapes="6x5,8x3,12x4", table_seed=0, first_seed=0)
     parser.add_argument("--searchers", default=",".join(DEFAULT_SEARCHERS),
                         help="comma-separated; names not registered are skipped (e.g. tpe)")
     parser.add_argument("--budgets", default="60,300")
     parser.add_argument("--sigmas", default="0,1")
-    parser.add_argument("--seeds", type=int, default=100, help="search seeds first-seed .. first-seed + seeds - 1")
-    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--out", default="runs/benchmarks/noisy-search")
     args = parser.parse_args(argv)
 

@@ -46,7 +46,13 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.noisy_search import Table, bootstrap_median_ci, load_tables, write_results
+from benchmarks.noisy_search import (
+    Table,
+    add_table_arguments,
+    load_tables,
+    percentile_stats,
+    write_results,
+)
 from oneshot.search.base import Evaluation
 
 DEFAULT_MAX_SIZE = 200_000
@@ -80,13 +86,14 @@ def table_region(table: Table, keep: int, *, max_size: int = DEFAULT_MAX_SIZE) -
         raise ValueError(f"the table has {size} architectures, more than the {max_size} the oracle may enumerate (--max-size)")
     every = np.array(list(itertools.product(*[range(k) for k in counts])), dtype=np.int64)
     acc = np.array([table.accuracy(table.space.architecture(row.tolist())) for row in every])
-    top = every[acc >= np.quantile(acc, 0.99)]
+    in_top = acc >= np.quantile(acc, 0.99)
+    top = every[in_top]
     kept: list[tuple[int, ...]] = []
     for layer, k in enumerate(counts):
         freq = np.bincount(top[:, layer], minlength=k)
         kept.append(tuple(sorted(sorted(range(k), key=lambda c: (-freq[c], c))[: min(keep, k)])))
     inside = np.all([np.isin(every[:, layer], kept[layer]) for layer in range(len(counts))], axis=0)
-    top1_inside = 100.0 * float(inside[acc >= np.quantile(acc, 0.99)].mean())
+    top1_inside = 100.0 * float(inside[in_top].mean())
     rows, racc = every[inside], acc[inside]
     x = _onehot(rows, kept)
     coef, *_ = np.linalg.lstsq(x, racc, rcond=None)
@@ -137,12 +144,10 @@ def summarize(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     for table, budget, sigma in keys:
         rs = [r for r in records if (r["table"], r["budget"], r["sigma"]) == (table, budget, sigma)]
         for column in ("oracle", "oracle / true values"):
-            v = np.array([r[column] for r in rs], dtype=float)
-            lo, hi = bootstrap_median_ci(v.tolist())
+            v = [float(r[column]) for r in rs]
             out.append({
                 "table": table, "budget": budget, "sigma": sigma, "column": column, "runs": len(v),
-                "evaluations": rs[0]["evaluations"], "median": float(np.median(v)), "ci95": [lo, hi],
-                "top1_share": 100.0 * float(np.mean(v < 1.0)),
+                "evaluations": rs[0]["evaluations"], **percentile_stats(v),
             })
     return out
 
@@ -163,14 +168,10 @@ def markdown(summary: Sequence[dict[str, Any]], regions: dict[str, Region]) -> s
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--macro", help="NAS-Bench-Macro JSON file (or its folder); omitted: synthetic tables only")
-    parser.add_argument("--shapes", default="6x5,8x3", help="synthetic table shapes, comma-separated ('' for none)")
-    parser.add_argument("--table-seed", type=int, default=101)
+    add_table_arguments(parser, shapes="6x5,8x3", table_seed=101, first_seed=0)
     parser.add_argument("--keep", type=int, default=2, help="choices per layer in the oracle's region")
     parser.add_argument("--budgets", default="60")
     parser.add_argument("--sigmas", default="1")
-    parser.add_argument("--seeds", type=int, default=100)
-    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--max-size", type=int, default=DEFAULT_MAX_SIZE, help="largest table to enumerate")
     parser.add_argument("--out", default="runs/benchmarks/region-oracle")
     args = parser.parse_args(argv)

@@ -38,7 +38,13 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.noisy_search import Table, bootstrap_median_ci, load_tables, write_results
+from benchmarks.noisy_search import (
+    Table,
+    add_table_arguments,
+    load_tables,
+    percentile_stats,
+    write_results,
+)
 from oneshot.search import build_searcher
 from oneshot.search.surrogate import MatchKernelGP
 
@@ -99,10 +105,9 @@ def summarize(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         rs = [r for r in records if r["table"] == table]
         for column in [k for k in rs[0] if k not in ("table", "seed", "evaluations")]:
             v = [float(r[column]) for r in rs]
-            lo, hi = bootstrap_median_ci(v)
-            row = {"table": table, "column": column, "runs": len(v), "median": float(np.median(v)), "ci95": [lo, hi]}
-            if column != "top-1 % evaluated":
-                row["top1_share"] = 100.0 * float(np.mean(np.array(v) < 1.0))
+            row = {"table": table, "column": column, "runs": len(v), **percentile_stats(v)}
+            if column == "top-1 % evaluated":  # a count, not a percentile
+                del row["top1_share"]
             out.append(row)
     return out
 
@@ -118,14 +123,10 @@ def markdown(summary: Sequence[dict[str, Any]]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--macro", help="NAS-Bench-Macro JSON file (or its folder); omitted: synthetic tables only")
-    parser.add_argument("--shapes", default="6x5,8x3", help="synthetic table shapes, comma-separated ('' for none)")
-    parser.add_argument("--table-seed", type=int, default=101)
+    add_table_arguments(parser, shapes="6x5,8x3", table_seed=101, first_seed=1000)
     parser.add_argument("--searcher", default="surrogate")
     parser.add_argument("--budget", type=int, default=60)
     parser.add_argument("--sigma", type=float, default=1.0)
-    parser.add_argument("--seeds", type=int, default=100)
-    parser.add_argument("--first-seed", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2, help="processes (one per core)")
     parser.add_argument("--out", default="runs/benchmarks/searcher-diagnosis")
     args = parser.parse_args(argv)

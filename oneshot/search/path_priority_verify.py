@@ -28,6 +28,7 @@ import numpy as np
 from pydantic import Field
 
 from oneshot.search.base import BudgetSearcher, SearchError
+from oneshot.search.encoding import onehot_choices
 from oneshot.search.options import SearcherOptions
 from oneshot.search.path_priority import ScoreTable, fair_design, ranked_combinations
 from oneshot.space import Architecture, SearchSpace
@@ -62,9 +63,7 @@ def fit_additive(
     if ridge <= 0:
         raise ValueError(f"ridge must be > 0, got {ridge}")
     offsets = np.cumsum([0, *space.num_choices])
-    x = np.zeros((len(archs), int(offsets[-1])))
-    for i, arch in enumerate(archs):
-        x[i, offsets[:-1] + np.asarray(arch.choices)] = 1.0
+    x = onehot_choices([a.choices for a in archs], space.num_choices)
     y = np.asarray(fitness, dtype=float)
     mean = float(y.mean())
     w = np.linalg.solve(x.T @ x + ridge * np.eye(x.shape[1]), x.T @ (y - mean))

@@ -33,6 +33,7 @@ from pydantic import Field
 
 from oneshot.sampling import FairSampler
 from oneshot.search.base import BudgetSearcher, SearchError
+from oneshot.search.encoding import onehot_choices
 from oneshot.search.options import SearcherOptions
 from oneshot.search.path_priority import ranked_combinations
 from oneshot.space import Architecture
@@ -63,11 +64,7 @@ class SaturatingAdditiveModel:
 
     def features(self, choices: np.ndarray) -> np.ndarray:
         """One-hot encoding ``(n, sum(num_choices))`` of ``(n, L)`` choices."""
-        choices = np.asarray(choices, dtype=np.int64)
-        x = np.zeros((len(choices), len(self.weights)))
-        rows = np.repeat(np.arange(len(choices)), len(self.num_choices))
-        x[rows, (choices + self.offsets).ravel()] = 1.0
-        return x
+        return onehot_choices(choices, self.num_choices)
 
     def fit(self, choices: np.ndarray, y: np.ndarray) -> SaturatingAdditiveModel:
         x = self.features(choices)

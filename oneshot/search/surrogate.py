@@ -41,6 +41,7 @@ import numpy as np
 from pydantic import Field
 
 from oneshot.search.base import BudgetSearcher, SearchError
+from oneshot.search.encoding import onehot_choices
 from oneshot.search.options import SearcherOptions
 from oneshot.search.path_priority import fair_design
 from oneshot.space import Architecture
@@ -77,15 +78,11 @@ class MatchKernelGP:
         self.num_choices = num_choices
         self.complexity_penalty = float(complexity_penalty)
         self.grids = (tuple(pair_grid), tuple(local_grid), tuple(noise_grid))
-        self.offsets = np.cumsum([0, *num_choices])[:-1]
         self.num_layers = len(num_choices)
         self.params: tuple[float, float, float] = (0.3, 0.0, 0.1)  # w_pair, w_local, noise share
 
     def onehot(self, choices: np.ndarray) -> np.ndarray:
-        x = np.zeros((len(choices), int(sum(self.num_choices))))
-        rows = np.repeat(np.arange(len(choices)), self.num_layers)
-        x[rows, (np.asarray(choices) + self.offsets).ravel()] = 1.0
-        return x
+        return onehot_choices(choices, self.num_choices)
 
     def _shape(self, matches: np.ndarray, w_pair: float, w_local: float) -> np.ndarray:
         """The kernel shape of a matrix of match counts (a look-up: ``m`` is an integer)."""

@@ -36,6 +36,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from oneshot.search.base import Searcher, SearchError, SearchResult, batch_fitness
+from oneshot.search.random import RandomSearcher
 from oneshot.search.registry import build_searcher
 from oneshot.search.store import EvaluationStore
 from oneshot.space import Architecture, SearchSpace
@@ -45,6 +46,7 @@ __all__ = [
     "Interrupted",
     "SearcherTestSuite",
     "mixed_space",
+    "percentiles_beside_random",
     "synthetic_fitness",
     "uniform_space",
 ]
@@ -74,6 +76,22 @@ def synthetic_fitness(space: SearchSpace, *, seed: int = 0) -> Callable[[Archite
         return float(value)
 
     return fitness
+
+
+def percentiles_beside_random(
+    table: Any, searcher_cls: type[Searcher], *, budget: int, sigma: float, seeds: Sequence[int]
+) -> tuple[list[float], list[float]]:
+    """Rank percentiles (share of ``table`` strictly better, %) of what ``searcher_cls`` and random
+    search return with ``budget`` evaluations of ``table.fitness(sigma, seed=s)``, seed by seed
+    (both see the same noisy table): the material of a statistical "beats random" test."""
+    ours: list[float] = []
+    theirs: list[float] = []
+    for seed in seeds:
+        fitness = table.fitness(sigma, seed=seed)
+        for cls, out in ((searcher_cls, ours), (RandomSearcher, theirs)):
+            result = cls.with_budget(table.space, budget, seed=seed).run(fitness)
+            out.append(table.rank_percentile(result.best))
+    return ours, theirs
 
 
 class Interrupted(RuntimeError):

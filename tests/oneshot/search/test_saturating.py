@@ -5,13 +5,12 @@ import numpy as np
 import pytest
 
 from oneshot.search import (
-    RandomSearcher,
     SaturatingAdditiveModel,
     SaturatingAdditiveSearcher,
     build_searcher,
 )
 from oneshot.search.synthetic_tables import SyntheticTable
-from oneshot.search.testing import SearcherTestSuite
+from oneshot.search.testing import SearcherTestSuite, percentiles_beside_random
 
 
 @pytest.fixture
@@ -86,10 +85,6 @@ def test_beats_random_search_on_a_saturating_table():
     a saturating map (no interactions, no dead choices), its median percentile is at most half of
     random search's and it wins (or ties) on at least 65 % of the seeds."""
     table = SyntheticTable(8, 3, seed=7, pair_scale=0.0, dead_layers_per_component=0)
-    ours, theirs = [], []
-    for seed in range(30):
-        fitness = table.fitness(1.0, seed=seed)
-        ours.append(table.rank_percentile(SaturatingAdditiveSearcher.with_budget(table.space, 30, seed=seed).run(fitness).best))
-        theirs.append(table.rank_percentile(RandomSearcher.with_budget(table.space, 30, seed=seed).run(fitness).best))
+    ours, theirs = percentiles_beside_random(table, SaturatingAdditiveSearcher, budget=30, sigma=1.0, seeds=range(30))
     assert statistics.median(ours) <= 0.5 * statistics.median(theirs)
     assert sum(a <= b for a, b in zip(ours, theirs, strict=True)) >= 0.65 * len(ours)

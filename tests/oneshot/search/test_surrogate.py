@@ -5,9 +5,14 @@ import numpy as np
 import pytest
 
 from oneshot import SearchSpace
-from oneshot.search import MatchKernelGP, RandomSearcher, SurrogateSearcher, build_searcher
+from oneshot.search import MatchKernelGP, SurrogateSearcher, build_searcher
 from oneshot.search.synthetic_tables import SyntheticTable
-from oneshot.search.testing import CountingFitness, SearcherTestSuite, synthetic_fitness
+from oneshot.search.testing import (
+    CountingFitness,
+    SearcherTestSuite,
+    percentiles_beside_random,
+    synthetic_fitness,
+)
 
 
 @pytest.fixture
@@ -81,10 +86,6 @@ def test_beats_random_search_on_a_table_with_interactions():
     the surrogate's median percentile is at most half of random search's, and it wins (or ties)
     on at least 65 % of the seeds."""
     table = SyntheticTable(6, 3, seed=5, components=2, pair_density=0.5)
-    ours, theirs = [], []
-    for seed in range(30):
-        fitness = table.fitness(0.5, seed=seed)
-        ours.append(table.rank_percentile(SurrogateSearcher.with_budget(table.space, 20, seed=seed).run(fitness).best))
-        theirs.append(table.rank_percentile(RandomSearcher.with_budget(table.space, 20, seed=seed).run(fitness).best))
+    ours, theirs = percentiles_beside_random(table, SurrogateSearcher, budget=20, sigma=0.5, seeds=range(30))
     assert statistics.median(ours) <= 0.5 * statistics.median(theirs)
     assert sum(a <= b for a, b in zip(ours, theirs, strict=True)) >= 0.65 * len(ours)

@@ -1,0 +1,23 @@
+"""One-hot encoding of categorical architectures, shared by the model-based searchers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["onehot_choices"]
+
+
+def onehot_choices(choices: np.ndarray | Sequence[Sequence[int]], num_choices: Sequence[int]) -> np.ndarray:
+    """``(n, sum(num_choices))`` indicators of (layer, choice) for ``(n, L)`` integer choices.
+
+    Column ``offset[l] + c`` is 1 where layer ``l`` takes choice ``c`` (``offset`` = cumulative
+    choice counts of the layers before ``l``).
+    """
+    choices = np.asarray(choices, dtype=np.int64).reshape(-1, len(num_choices))
+    offsets = np.cumsum([0, *num_choices])[:-1]
+    x = np.zeros((len(choices), int(sum(num_choices))))
+    rows = np.repeat(np.arange(len(choices)), len(num_choices))
+    x[rows, (choices + offsets).ravel()] = 1.0
+    return x
