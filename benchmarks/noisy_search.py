@@ -38,7 +38,7 @@ from oneshot.search import available_searchers, build_searcher
 from oneshot.search.synthetic_tables import synthetic_table
 from oneshot.space import Architecture, SearchSpace
 
-DEFAULT_SEARCHERS = ("surrogate", "path-priority-verify", "path-priority", "evolution", "random", "tpe")
+DEFAULT_SEARCHERS = ("model-select", "saturating-additive", "surrogate", "path-priority-verify", "path-priority", "evolution", "random", "tpe")
 
 
 class Table(Protocol):

@@ -73,7 +73,7 @@ MODES: dict[str, Callable[..., dict[str, Any]]] = {"nas-bench-macro": _nas_bench
               help="Task mode: multiply the paper's budgets (path-priority 5 cycles, evolution 1000, random 300) [default: 1].")
 @click.option("--policy", "policies", multiple=True, metavar="SEARCHER",
               help="Task mode: run only these searchers (repeatable) [default: path-priority, evolution, random, "
-                   "path-priority-verify, surrogate].")
+                   "path-priority-verify, surrogate, model-select].")
 @click.option("--policy-set", "policy_sets", multiple=True, metavar="SEARCHER.OPTION=VALUE",
               help="Task mode: explicit searcher options instead of its scaled budget, e.g. evolution.population=10.")
 @click.option("--random-archs", type=click.IntRange(min=0), default=None, help="Task mode: random architectures retrained [default: 6].")

@@ -5,8 +5,8 @@
 (``--run-dir``, default ``OUT/run``):
 
 1. **supernet**: :meth:`Pipeline.train_supernet` (resumes, or reuses ``supernet.pt``);
-2. **search**: path-priority (5 cycles), evolution (50 x 20), random (300), path-priority-verify and
-   surrogate (at path-priority's budget) for seeds ``0..S-1``, all through one
+2. **search**: path-priority (5 cycles), evolution (50 x 20), random (300), path-priority-verify,
+   surrogate and model-select (at path-priority's budget) for seeds ``0..S-1``, all through one
    :class:`~oneshot.study.Study` on the run's evaluation store, so an architecture evaluated by
    one policy is never evaluated again for another (``--budget-scale`` or ``--policy-set`` shrink
    the budgets);

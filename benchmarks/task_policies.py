@@ -32,8 +32,9 @@ __all__ = [
 ]
 
 PAPER_SEARCHERS = ("path-priority", "evolution", "random", "path-priority-verify")
-#: The policies run by default: the paper's, and the surrogate searcher at path-priority's budget.
-DEFAULT_SEARCHERS = (*PAPER_SEARCHERS, "surrogate")
+#: The policies run by default: the paper's, and the surrogate and model-select searchers at
+#: path-priority's budget.
+DEFAULT_SEARCHERS = (*PAPER_SEARCHERS, "surrogate", "model-select")
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,8 @@ def default_policies(
     names: Sequence[str] | None = None,
 ) -> list[PolicySpec]:
     """The paper's budgets, times ``budget_scale``: path-priority 5 cycles (``5 E`` evaluations for
-    a fair window of ``E``), evolution 50 x 20 (1000), random 300, and path-priority-verify and
-    surrogate at path-priority's budget. Scaled budgets keep at least one fair window for the path-priority
+    a fair window of ``E``), evolution 50 x 20 (1000), random 300, and path-priority-verify,
+    surrogate and model-select at path-priority's budget. Scaled budgets keep at least one fair window for the path-priority
     family and two evaluations for evolution. A searcher named in ``options`` is built with
     those constructor options instead (e.g. ``{"evolution": {"population": 10, "generations": 3}}``).
     """

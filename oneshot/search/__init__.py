@@ -14,6 +14,11 @@ from oneshot.search.base import (
     batch_fitness,
 )
 from oneshot.search.evolution import EvolutionOptions, EvolutionSearcher
+from oneshot.search.model_select import (
+    ModelSelectOptions,
+    ModelSelectSearcher,
+    cross_validated_error_ratio,
+)
 from oneshot.search.multiobjective import (
     MultiObjectiveMixin,
     MultiObjectiveRandomOptions,
@@ -69,10 +74,14 @@ for _cls in (
     TPESearcher,
     SurrogateSearcher,
     SaturatingAdditiveSearcher,
+    ModelSelectSearcher,
 ):
     register_searcher(_cls)
 
 __all__ = [
+    "ModelSelectOptions",
+    "ModelSelectSearcher",
+    "cross_validated_error_ratio",
     "EvolutionOptions",
     "MultiObjectiveRandomOptions",
     "NSGA2Options",

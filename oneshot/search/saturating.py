@@ -60,6 +60,7 @@ class SaturatingAdditiveModel:
         self.saturating = saturating
         self.weights = np.zeros(int(sum(self.num_choices)))
         self.shape_params = (0.0, 0.0)  # a, b (standardised units)
+        self.y_mean, self.y_std = 0.0, 1.0  # the standardisation of the fitted values
         self.iterations = 0
 
     def features(self, choices: np.ndarray) -> np.ndarray:
@@ -70,6 +71,7 @@ class SaturatingAdditiveModel:
         x = self.features(choices)
         y = np.asarray(y, dtype=float)
         sd = float(y.std()) or 1.0
+        self.y_mean, self.y_std = float(y.mean()), sd
         t = (y - y.mean()) / sd
         n, p = x.shape
         if not self.saturating:
@@ -112,6 +114,14 @@ class SaturatingAdditiveModel:
     def score(self, choices: np.ndarray) -> np.ndarray:
         """The additive score ``z`` of ``(N, L)`` choices (higher is better)."""
         return self.features(choices) @ self.weights
+
+    def predict(self, choices: np.ndarray) -> np.ndarray:
+        """The fitted value ``(N,)`` of ``(N, L)`` choices, in the units of the fitted ``y``."""
+        z = self.score(choices)
+        if self.saturating:
+            a, b = self.shape_params
+            z = a - np.exp(np.clip(b - z, -50.0, 50.0))
+        return self.y_mean + self.y_std * z
 
 
 class SaturatingAdditiveOptions(SearcherOptions):

@@ -41,6 +41,7 @@ def test_paper_budgets_and_their_labels():
         "random (300)",
         "path-priority-verify (60)",
         "surrogate (60)",
+        "model-select (60)",
     ]
 
 
@@ -50,7 +51,7 @@ def test_budget_scale_keeps_whole_windows_and_options_replace_budgets():
     assert specs["evolution"].budget == 100 and specs["random"].budget == 30
     half = {s.searcher: s.budget for s in default_policies(12, budget_scale=0.5)}
     assert half == {"path-priority": 36, "evolution": 500, "random": 150, "path-priority-verify": 36,
-                    "surrogate": 36}  # 2.5 -> 3 cycles
+                    "surrogate": 36, "model-select": 36}  # 2.5 -> 3 cycles
     evo = {"population": 6, "generations": 2, "top_k": 2, "mutations": 3, "crossovers": 3}
     specs = default_policies(12, options={"evolution": evo}, names=["evolution", "random"])
     assert [s.searcher for s in specs] == ["evolution", "random"]
@@ -115,7 +116,7 @@ def smoke(tmp_path_factory):
 def test_smoke_runs_every_policy_through_one_store(smoke):
     s = smoke.summary
     assert [p["searcher"] for p in s["policies"]] == ["path-priority", "evolution", "random", "path-priority-verify",
-                                                      "surrogate"]
+                                                      "surrogate", "model-select"]
     records = _store_records(Path(s["run_dir"]))
     keys = [r["key"] for r in records]
     assert len(keys) == len(set(keys)), "an architecture was evaluated twice"
