@@ -27,6 +27,7 @@ import json
 import statistics
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -118,6 +119,8 @@ def run(
                                 "seconds": time.perf_counter() - t0,
                                 "best": result.best.key,
                             }
+                            if "branch" in result.extras:  # model-select: which model it chose
+                                rec["branch"] = result.extras["branch"]
                             records.append(rec)
                             out.write(json.dumps(rec) + "\n")
                         out.flush()
@@ -150,6 +153,9 @@ def summarize(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 "mean_seconds": statistics.fmean(r["seconds"] for r in rs),
             }
         )
+        branches = Counter(r["branch"] for r in rs if "branch" in r)
+        if branches:
+            out[-1]["branches"] = dict(sorted(branches.items()))
     return out
 
 
@@ -166,6 +172,12 @@ def markdown(summary: Sequence[dict[str, Any]]) -> str:
             f"{s['median_percentile']:.2f} ({lo:.2f} - {hi:.2f}) | {s['top1_share']:.0f} % | "
             f"{s['mean_evaluations']:.0f} | {s['mean_seconds']:.2f} |"
         )
+    chosen = [s for s in ordered if s.get("branches")]
+    if chosen:
+        lines += ["", "Branches chosen (runs):", ""]
+        for s in chosen:
+            counts = ", ".join(f"{b} {n}" for b, n in s["branches"].items())
+            lines.append(f"- {s['table']}, {s['budget']} evals, sigma {s['sigma']:g}, {s['searcher']}: {counts}")
     return "\n".join(lines)
 
 

@@ -29,3 +29,17 @@ def test_bootstrap_interval_contains_the_median():
     ns = _module()
     lo, hi = ns.bootstrap_median_ci([1.0, 2.0, 3.0, 4.0, 100.0])
     assert lo <= 3.0 <= hi
+
+
+def test_model_select_runs_record_and_count_the_branch_they_took(tmp_path):
+    ns = _module()
+    ns.main(["--shapes", "5x3", "--searchers", "model-select,random", "--budgets", "16",
+             "--sigmas", "1", "--seeds", "2", "--out", str(tmp_path)])
+    records = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
+    branches = {r["searcher"]: r.get("branch") for r in records}
+    assert branches["random"] is None
+    assert branches["model-select"] in {"surrogate", "saturating-exact", "saturating-noisy"}
+    summary = {s["searcher"]: s for s in json.loads((tmp_path / "summary.json").read_text())["summary"]}
+    assert sum(summary["model-select"]["branches"].values()) == 2
+    assert "branches" not in summary["random"]
+    assert "Branches chosen (runs):" in (tmp_path / "results.md").read_text()
