@@ -17,7 +17,9 @@ Run from the repository root, e.g.::
         --seeds 100 --out runs/benchmarks/noisy-search
 
 Writes ``records.jsonl`` (one line per run, appended as runs finish), ``summary.json`` and
-``results.md`` (a markdown table) into ``--out``.
+``results.md`` (a markdown table) into ``--out``. Runs split over processes (by searcher or by
+``--first-seed``) are summarised together with ``--from-records A/records.jsonl --from-records
+B/records.jsonl --out C``.
 """
 
 from __future__ import annotations
@@ -189,7 +191,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--budgets", default="60,300")
     parser.add_argument("--sigmas", default="0,1")
     parser.add_argument("--out", default="runs/benchmarks/noisy-search")
+    parser.add_argument("--from-records", action="append", default=[], metavar="FILE",
+                        help="summarise these records.jsonl files together (runs split over searchers "
+                             "or seeds) instead of running; repeatable")
     args = parser.parse_args(argv)
+    command = "python " + " ".join(["benchmarks/noisy_search.py", *(argv if argv is not None else sys.argv[1:])])
+    if args.from_records:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        records = load_records([Path(f) for f in args.from_records])
+        summary = summarize(records)
+        write_results(out, command, 0.0, summary, markdown(summary))
+        return
 
     registered = set(available_searchers())
     searchers = [s for s in args.searchers.split(",") if s in registered]
@@ -206,8 +219,28 @@ def main(argv: Sequence[str] | None = None) -> None:
     start = time.perf_counter()
     records = run(tables, searchers, budgets, sigmas, seeds, out / "records.jsonl")
     summary = summarize(records)
-    command = "python " + " ".join(["benchmarks/noisy_search.py", *(argv if argv is not None else sys.argv[1:])])
     write_results(out, command, time.perf_counter() - start, summary, markdown(summary))
+
+
+def load_records(paths: Sequence[Path]) -> list[dict[str, Any]]:
+    """The runs of several ``records.jsonl`` files; a run (table, searcher, budget, sigma, seed)
+    found in two files must have the same result (runs are deterministic), and is kept once."""
+    runs: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for path in paths:
+        if not path.is_file():
+            raise SystemExit(f"error: records file not found: {path}")
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                key = (rec["table"], rec["searcher"], rec["budget"], rec["sigma"], rec["seed"])
+            except (json.JSONDecodeError, KeyError, TypeError) as err:
+                raise SystemExit(f"error: {path}:{number} is not a noisy-search record ({err})") from None
+            if key in runs and runs[key]["best"] != rec["best"]:
+                raise SystemExit(f"error: {path}:{number}: run {key} differs from an earlier file's")
+            runs.setdefault(key, rec)
+    return list(runs.values())
 
 
 def write_results(out: Path, command: str, seconds: float, summary: Sequence[dict[str, Any]], table: str) -> None:

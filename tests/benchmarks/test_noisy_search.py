@@ -43,3 +43,32 @@ def test_model_select_runs_record_and_count_the_branch_they_took(tmp_path):
     assert sum(summary["model-select"]["branches"].values()) == 2
     assert "branches" not in summary["random"]
     assert "Branches chosen (runs):" in (tmp_path / "results.md").read_text()
+
+
+def test_runs_split_over_seeds_summarise_like_one_run(tmp_path):
+    ns = _module()
+    common = ["--shapes", "5x3", "--searchers", "random,path-priority-verify", "--budgets", "10", "--sigmas", "1"]
+    ns.main([*common, "--seeds", "4", "--out", str(tmp_path / "all")])
+    ns.main([*common, "--seeds", "2", "--out", str(tmp_path / "a")])
+    ns.main([*common, "--first-seed", "2", "--seeds", "2", "--out", str(tmp_path / "b")])
+    ns.main(["--from-records", str(tmp_path / "a" / "records.jsonl"), "--from-records",
+             str(tmp_path / "b" / "records.jsonl"), "--from-records", str(tmp_path / "a" / "records.jsonl"),
+             "--out", str(tmp_path / "merged")])
+
+    def summary(name):  # seconds differ between runs; every other figure must not
+        rows = json.loads((tmp_path / name / "summary.json").read_text())["summary"]
+        return sorted(tuple((k, str(v)) for k, v in row.items() if k != "mean_seconds") for row in rows)
+
+    assert summary("merged") == summary("all")
+
+
+def test_a_bad_records_file_is_a_one_line_error(tmp_path):
+    ns = _module()
+    bad = tmp_path / "records.jsonl"
+    bad.write_text('{"table": "t"}\n')
+    try:
+        ns.main(["--from-records", str(bad), "--out", str(tmp_path / "out")])
+    except SystemExit as exit_:
+        assert "records.jsonl:1 is not a noisy-search record" in str(exit_.code)
+    else:
+        raise AssertionError("a bad records file was accepted")
