@@ -3,6 +3,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# Test processes of `make test` (pytest-xdist; each test file runs whole in one process).
+TEST_WORKERS ?= 2
 STAMP := $(VENV)/.oneshot-installed
 
 .PHONY: install test test-slow demo lint clean
@@ -19,7 +21,7 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
