@@ -3,8 +3,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# Test processes of `make test` (pytest-xdist; each test file runs whole in one process).
+# Test processes of `make test` (pytest-xdist; each test file runs whole in one process), and
+# torch threads in each: one, so that the processes do not fight over the cores.
 TEST_WORKERS ?= 2
+TEST_THREADS ?= 1
 STAMP := $(VENV)/.oneshot-installed
 
 .PHONY: install test test-slow demo lint clean
@@ -21,7 +23,7 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15
+	OMP_NUM_THREADS=$(TEST_THREADS) $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
