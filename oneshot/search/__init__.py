@@ -35,6 +35,7 @@ from oneshot.search.optuna_search import (
     TPEOptions,
     TPESearcher,
 )
+from oneshot.search.outliers import clip_low_outliers
 from oneshot.search.pareto import dominates, hypervolume, non_dominated
 from oneshot.search.path_priority import (
     PathPriorityOptions,
@@ -133,6 +134,7 @@ __all__ = [
     "available_searchers",
     "batch_fitness",
     "build_searcher",
+    "clip_low_outliers",
     "fit_additive",
     "get_searcher_class",
     "ranked_combinations",

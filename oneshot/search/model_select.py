@@ -23,6 +23,11 @@ the first evaluations, so this searcher:
    windows (the saturating model's design) and the argmax of the model's score is returned,
    evaluated last (a single noisy measurement does not decide the pick).
 
+Every model here sees the measurements with failed ones clipped (``clip_outliers``, see
+:mod:`oneshot.search.outliers`): a network at chance level would otherwise dominate the
+cross-validated squared errors of both models, and inflate the spread of all measurements so that
+noisy probes look exact.
+
 The surrogate branch continues exactly as ``surrogate`` would after a fair design of the same
 windows (its first batches are answered from the design, never evaluated twice).
 """
@@ -38,6 +43,7 @@ from pydantic import Field, model_validator
 from oneshot.sampling import FairSampler
 from oneshot.search.base import BudgetSearcher, SearchError
 from oneshot.search.options import SearcherOptions
+from oneshot.search.outliers import clip_low_outliers
 from oneshot.search.path_priority import ranked_combinations
 from oneshot.search.saturating import SaturatingAdditiveModel
 from oneshot.search.surrogate import MatchKernelGP, SurrogateSearcher
@@ -88,6 +94,7 @@ class ModelSelectOptions(SearcherOptions):
     probes: int = Field(3, ge=0)
     noiseless_ratio: float = Field(0.1, ge=0.0)
     ridge: float = Field(1.0, gt=0.0)
+    clip_outliers: float | None = Field(6.0, gt=0.0)
     top_k: int = Field(3, ge=1)
     max_tries: int = Field(1000, ge=1)
 
@@ -115,6 +122,9 @@ class ModelSelectSearcher(BudgetSearcher):
         noiseless_ratio: the probes' residual std, over the std of all measurements, under which
             the measurements are taken as exact.
         ridge: the saturating model's ridge (see :class:`SaturatingAdditiveModel`).
+        clip_outliers: measurements more than this many robust standard deviations below the
+            median are raised to that bound before any model sees them: the fits, the model test,
+            the noise test and the surrogate branch (:func:`clip_low_outliers`; ``None``: off).
         top_k: number of architectures in ``result.top_k``.
         max_tries: with a constraint, combinations (highest score first) tried per pick.
     """
@@ -205,7 +215,7 @@ class ModelSelectSearcher(BudgetSearcher):
             raise SearchError(f"{self.name}: the constraint rejected every architecture of the fair windows")
         archs = list(self._evaluated)
         x = np.array([a.choices for a in archs], dtype=np.int64)
-        y = np.array([self._evaluated[a] for a in archs])
+        y = self._values(archs)
         if len(y) < 4 or float(y.std()) == 0.0:
             ratio = float("inf") if len(self._ratios) == 0 else 0.0
         else:
@@ -218,6 +228,10 @@ class ModelSelectSearcher(BudgetSearcher):
         elif not (first and room):
             self._phase = "probe"
         # else: the design grows to the second test
+
+    def _values(self, archs: list[Architecture]) -> np.ndarray:
+        """The measurements of ``archs`` as the models see them (failed ones clipped)."""
+        return clip_low_outliers([self._evaluated[a] for a in archs], mads=self.clip_outliers)
 
     def _fit_saturating(self, x: np.ndarray, y: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
         return SaturatingAdditiveModel(self.space.num_choices, ridge=self.ridge).fit(x, y).predict
@@ -234,7 +248,7 @@ class ModelSelectSearcher(BudgetSearcher):
         if len(self._probes) >= 2:
             model = self.model()
             archs = list(self._evaluated)
-            y = np.array([self._evaluated[a] for a in archs])
+            y = self._values(archs)
             probes = np.array([a.choices for a in self._probes], dtype=np.int64)
             residuals = np.array([self._evaluated[a] for a in self._probes]) - model.predict(probes)
             self._noise_ratio = float(residuals.std(ddof=1) / (y.std() or 1.0))
@@ -247,7 +261,14 @@ class ModelSelectSearcher(BudgetSearcher):
     # ----------------------------------------------------------------- surrogate branch
     def _start_surrogate(self) -> None:
         self._phase = "surrogate"
-        inner = SurrogateSearcher(self.space, budget=self.budget, seed=self.seed, top_k=self.top_k, max_tries=self.max_tries)
+        inner = SurrogateSearcher(
+            self.space,
+            budget=self.budget,
+            seed=self.seed,
+            top_k=self.top_k,
+            max_tries=self.max_tries,
+            clip_outliers=self.clip_outliers,
+        )
         inner.constraint = self.constraint
         inner.init_cycles = self._windows  # its design is this searcher's windows, replayed below
         self._inner = inner
@@ -276,7 +297,7 @@ class ModelSelectSearcher(BudgetSearcher):
                 raise SearchError(f"{self.name}: nothing was evaluated")
             archs = list(self._evaluated)
             x = np.array([a.choices for a in archs], dtype=np.int64)
-            y = np.array([self._evaluated[a] for a in archs])
+            y = self._values(archs)
             fitted = SaturatingAdditiveModel(self.space.num_choices, ridge=self.ridge).fit(x, y)
             self._model_cache = (len(self._evaluated), fitted)
         return self._model_cache[1]

@@ -27,6 +27,11 @@ with the number of pairs. ``s2`` is profiled out of the marginal likelihood; ``w
    evaluations several kernels (with or without interactions) are about equally likely, and
    picking one of them by a hair made the choice jumpy.
 
+Before every fit, measurements far below the rest (a network that did not train: more than
+``clip_outliers`` robust standard deviations under the median) are raised to that bound
+(:mod:`oneshot.search.outliers`): one chance-level value would otherwise set the scale of the
+whole model, its noise estimate included.
+
 No architecture is evaluated twice: a one-shot supernet's error on an architecture is a fixed bias
 (evaluating it again gives the same value, as the tabular benchmarks model it), so a re-measurement
 would spend budget for no information; the model pools neighbours' measurements instead.
@@ -43,6 +48,7 @@ from pydantic import Field
 from oneshot.search.base import BudgetSearcher, SearchError
 from oneshot.search.encoding import onehot_choices
 from oneshot.search.options import SearcherOptions
+from oneshot.search.outliers import clip_low_outliers
 from oneshot.search.path_priority import fair_design
 from oneshot.space import Architecture
 
@@ -180,6 +186,7 @@ class SurrogateOptions(SearcherOptions):
     acquisition: Literal["ucb", "thompson"] = "ucb"
     complexity_penalty: float = 0.0
     model_average: bool = True
+    clip_outliers: float | None = Field(6.0, gt=0.0)
     max_enumerate: int = 20000
     num_random: int = Field(3000, ge=1)
     top_k: int = Field(3, ge=1)
@@ -203,6 +210,9 @@ class SurrogateSearcher(BudgetSearcher):
             of its pairwise and local terms (0: plain marginal likelihood).
         model_average: select by the posterior mean averaged over the hyperparameter grid
             (``False``: the mean of the most likely hyperparameters).
+        clip_outliers: before each fit, measurements more than this many robust standard
+            deviations below the median are raised to that bound (:func:`clip_low_outliers`;
+            ``None``: fit them as measured).
         top_k: number of architectures in ``result.top_k`` (best posterior means, evaluated).
         max_tries: bound on the candidates examined per batch with a constraint.
     """
@@ -257,7 +267,8 @@ class SurrogateSearcher(BudgetSearcher):
         if self._gp is None:
             archs = list(self._evaluated)
             x = np.array([a.choices for a in archs], dtype=np.int64)
-            self._gp = MatchKernelGP(self.space.num_choices, complexity_penalty=self.complexity_penalty).fit(x, [self._evaluated[a] for a in archs])
+            y = clip_low_outliers([self._evaluated[a] for a in archs], mads=self.clip_outliers)
+            self._gp = MatchKernelGP(self.space.num_choices, complexity_penalty=self.complexity_penalty).fit(x, y)
         return self._gp
 
     def _candidates(self, rng: np.random.Generator, gp: MatchKernelGP, beta: float) -> np.ndarray:

@@ -6,6 +6,7 @@ import pytest
 
 from oneshot import SearchSpace
 from oneshot.search import MatchKernelGP, SurrogateSearcher, build_searcher
+from oneshot.search.cell_tables import CellTable
 from oneshot.search.synthetic_tables import SyntheticTable
 from oneshot.search.testing import (
     CountingFitness,
@@ -89,3 +90,18 @@ def test_beats_random_search_on_a_table_with_interactions():
     ours, theirs = percentiles_beside_random(table, SurrogateSearcher, budget=20, sigma=0.5, seeds=range(30))
     assert statistics.median(ours) <= 0.5 * statistics.median(theirs)
     assert sum(a <= b for a, b in zip(ours, theirs, strict=True)) >= 0.65 * len(ours)
+
+
+def test_failed_measurements_are_clipped_before_the_fit():
+    """On a cell table (a cut path gives chance accuracy, 80 points below the rest) with noise
+    sigma = 1 at 40 evaluations, clipping the failed measurements is never worse over 12 seeds and
+    halves the median percentile at least (measured: 0.73 % against 2.93 %, 12 of 12 no worse)."""
+    table = CellTable(4, 4, seed=5)
+    clipped, raw = [], []
+    for seed in range(12):
+        fitness = table.fitness(1.0, seed=seed)
+        clipped.append(table.rank_percentile(SurrogateSearcher(table.space, budget=40, seed=seed).run(fitness).best))
+        raw.append(table.rank_percentile(
+            SurrogateSearcher(table.space, budget=40, seed=seed, clip_outliers=None).run(fitness).best))
+    assert all(a <= b for a, b in zip(clipped, raw, strict=True))
+    assert statistics.median(clipped) <= 0.5 * statistics.median(raw)
