@@ -8,8 +8,10 @@ it under the true, noise-free accuracy (0 = the best). Reported: the median over
 bootstrap 95 % interval, and the share of runs that reach the top 1 %.
 
 Synthetic tables come from :mod:`oneshot.search.synthetic_tables` (additive + pairwise
-interactions + dead choices); the reported ones use ``--table-seed`` (default 0), while the
-searcher's defaults were chosen on tables of seed 101 and search seeds 1000+, never reported.
+interactions + dead choices), cell tables (``--cells``) from :mod:`oneshot.search.cell_tables`
+(a NAS-Bench-201-like cell whose cut edges disconnect paths). The reported ones use
+``--table-seed`` (default 0), while the searcher's defaults were chosen on tables of seed 101 (and
+cell tables of seeds 1-3) and search seeds 1000+, never reported.
 
 Run from the repository root, e.g.::
 
@@ -38,6 +40,7 @@ import numpy as np
 
 from benchmarks.tabular import NASBenchMacro
 from oneshot.search import available_searchers, build_searcher
+from oneshot.search.cell_tables import cell_table
 from oneshot.search.synthetic_tables import synthetic_table
 from oneshot.space import Architecture, SearchSpace
 
@@ -72,22 +75,33 @@ def percentile_stats(values: Sequence[float]) -> dict[str, Any]:
     }
 
 
-def add_table_arguments(parser: argparse.ArgumentParser, *, shapes: str, table_seed: int, first_seed: int) -> None:
+def add_table_arguments(
+    parser: argparse.ArgumentParser, *, shapes: str, table_seed: int, first_seed: int, cells: str | None = None
+) -> None:
     """The options that choose the tables and the search seeds (``--macro``, ``--shapes``,
-    ``--table-seed``, ``--seeds``, ``--first-seed``), shared by the table benchmarks."""
+    ``--table-seed``, ``--seeds``, ``--first-seed``; ``--cells`` too when ``cells`` is given),
+    shared by the table benchmarks."""
     parser.add_argument("--macro", help="NAS-Bench-Macro JSON file (or its folder); omitted: synthetic tables only")
     parser.add_argument("--shapes", default=shapes, help="synthetic table shapes, comma-separated ('' for none)")
+    if cells is not None:
+        parser.add_argument("--cells", default=cells,
+                            help="cell table shapes NODESxOPS (oneshot.search.cell_tables), comma-separated")
     parser.add_argument("--table-seed", type=int, default=table_seed)
     parser.add_argument("--seeds", type=int, default=100, help="search seeds first-seed .. first-seed + seeds - 1")
     parser.add_argument("--first-seed", type=int, default=first_seed)
 
 
-def load_tables(macro: str | None, shapes: Sequence[str], table_seed: int) -> dict[str, Table]:
+def load_tables(macro: str | None, shapes: Sequence[str], table_seed: int, cells: Sequence[str] = ()) -> dict[str, Table]:
     tables: dict[str, Table] = {}
     if macro:
         tables["NAS-Bench-Macro (8x3)"] = NASBenchMacro.load(macro)
     for shape in shapes:
         tables[f"synthetic {shape} (seed {table_seed})"] = synthetic_table(shape, seed=table_seed)
+    for shape in cells:
+        try:
+            tables[f"cell {shape} (seed {table_seed})"] = cell_table(shape, seed=table_seed)
+        except ValueError as err:
+            raise SystemExit(f"error: --cells: {err}") from None
     return tables
 
 
@@ -185,7 +199,7 @@ def markdown(summary: Sequence[dict[str, Any]]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_table_arguments(parser, shapes="6x5,8x3,12x4", table_seed=0, first_seed=0)
+    add_table_arguments(parser, shapes="6x5,8x3,12x4", table_seed=0, first_seed=0, cells="")
     parser.add_argument("--searchers", default=",".join(DEFAULT_SEARCHERS),
                         help="comma-separated; names not registered are skipped (e.g. tpe)")
     parser.add_argument("--budgets", default="60,300")
@@ -212,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     shapes = [s for s in args.shapes.split(",") if s]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    tables = load_tables(args.macro, shapes, args.table_seed)
+    tables = load_tables(args.macro, shapes, args.table_seed, [c for c in args.cells.split(",") if c])
     budgets = [int(b) for b in args.budgets.split(",")]
     sigmas = [float(s) for s in args.sigmas.split(",")]
     seeds = range(args.first_seed, args.first_seed + args.seeds)

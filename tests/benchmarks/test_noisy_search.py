@@ -2,6 +2,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -72,3 +74,13 @@ def test_a_bad_records_file_is_a_one_line_error(tmp_path):
         assert "records.jsonl:1 is not a noisy-search record" in str(exit_.code)
     else:
         raise AssertionError("a bad records file was accepted")
+
+
+def test_cell_tables_are_benchmarked_beside_the_synthetic_ones(tmp_path):
+    ns = _module()
+    ns.main(["--shapes", "", "--cells", "3x3", "--searchers", "random", "--budgets", "8",
+             "--sigmas", "1", "--seeds", "2", "--out", str(tmp_path)])
+    records = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
+    assert {r["table"] for r in records} == {"cell 3x3 (seed 0)"} and len(records) == 2
+    with pytest.raises(SystemExit, match="--cells"):
+        ns.main(["--shapes", "", "--cells", "3x2", "--out", str(tmp_path / "bad")])
