@@ -19,6 +19,8 @@ with the rank percentile (% of the table strictly better) of what each variant r
   the surrogate takes the rest when their mean beats the probes' by more than ``margin`` standard
   deviations of all measurements (``duel-never``: the duel is measured, never acted on).
 * ``early-test``: model-select with its first test at 18 evaluations, thresholds 1.5, 2, 2.5, 3.
+* ``no-clip``: ``model-select`` and ``surrogate`` as registered and with ``clip_outliers=None``
+  (failed measurements fitted as measured), to show what clipping them changes.
 
 The last four need a space small enough to enumerate (NAS-Bench-Macro, 8 x 3). Example::
 
@@ -51,7 +53,7 @@ from oneshot.search.surrogate import MatchKernelGP
 from oneshot.space import Architecture, SearchSpace
 
 BUDGET = 60
-VARIANTS = ("reference", "surrogate-first", "top-third", "last-test", "residual-gp", "duel", "early-test")
+VARIANTS = ("reference", "surrogate-first", "top-third", "last-test", "residual-gp", "duel", "early-test", "no-clip")
 ENUMERABLE = ("top-third", "last-test", "residual-gp", "duel")
 
 
@@ -230,6 +232,12 @@ def run_one(table: Table, sigma: float, seed: int, variants: set[str]) -> dict[s
         out.update(surrogate_first(table, fitness, seed))
     if "top-third" in variants:
         out.update(top_third(table, fitness, seed))
+    if "no-clip" in variants:
+        noisy = table.fitness(sigma, seed=seed)
+        for name, cls in (("model-select", ModelSelectSearcher), ("surrogate", SurrogateSearcher)):
+            if name not in out:
+                out[name] = table.rank_percentile(cls(table.space, budget=BUDGET, seed=seed).run(noisy).best)
+            out[f"{name}-no-clip"] = table.rank_percentile(cls(table.space, budget=BUDGET, seed=seed, clip_outliers=None).run(noisy).best)
     return out
 
 
@@ -251,7 +259,7 @@ def summarise(records: list[dict[str, Any]]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_table_arguments(parser, shapes="8x3", table_seed=101, first_seed=1000)
+    add_table_arguments(parser, shapes="8x3", table_seed=101, first_seed=1000, cells="")
     parser.add_argument("--sigma", type=float, default=1.0)
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}")
     parser.add_argument("--out", required=True)
@@ -259,7 +267,7 @@ def main(argv: list[str] | None = None) -> None:
     variants = {v for v in args.variants.split(",") if v}
     if unknown := variants - set(VARIANTS):
         raise SystemExit(f"error: unknown variant(s) {sorted(unknown)}; choose from {', '.join(VARIANTS)}")
-    tables = load_tables(args.macro, [s for s in args.shapes.split(",") if s], args.table_seed)
+    tables = load_tables(args.macro, [s for s in args.shapes.split(",") if s], args.table_seed, [c for c in args.cells.split(",") if c])
     if variants & set(ENUMERABLE):
         for table in tables.values():
             _grid(table.space)  # fails before any work on a space too large to enumerate

@@ -4,6 +4,7 @@ import pytest
 
 from benchmarks import model_select_alternatives as msa
 from oneshot.search import ModelSelectSearcher
+from oneshot.search.cell_tables import cell_table
 from oneshot.search.synthetic_tables import synthetic_table
 
 
@@ -14,7 +15,7 @@ def test_every_variant_on_one_seed_then_a_rerun_skips_it(tmp_path, capsys):
     results = record["results"]
     keys = {"model-select", "saturating-additive", "surrogate", "surrogate-first", "r36", "fair36", "cv_all", "cv_top", "last-test",
             "residual-gp", "residual-gp-pairs", "duel-never", "duel-0.25", "duel-0.5",
-            "early-test-1.5", "early-test-2", "early-test-2.5", "early-test-3"}
+            "early-test-1.5", "early-test-2", "early-test-2.5", "early-test-3", "model-select-no-clip", "surrogate-no-clip"}
     assert set(results) == keys
     assert results["surrogate-first"] == (results["fair36"] if results["r36"] < 1.0 else results["surrogate"])
     table = synthetic_table("6x3", seed=3)
@@ -40,3 +41,14 @@ def test_unknown_variants_and_large_spaces_are_one_line_errors(tmp_path):
         msa.main(["--shapes", "6x3", "--variants", "nope", "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match="enumerate the space"):
         msa.main(["--shapes", "10x3", "--seeds", "1", "--variants", "last-test", "--out", str(tmp_path)])
+
+
+def test_no_clip_runs_both_searchers_with_and_without_clipping_on_a_cell_table(tmp_path, capsys):
+    msa.main(["--shapes", "", "--cells", "4x3", "--table-seed", "5", "--first-seed", "1", "--seeds", "1",
+              "--variants", "no-clip", "--out", str(tmp_path)])
+    (record,) = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
+    assert set(record["results"]) == {"model-select", "model-select-no-clip", "surrogate", "surrogate-no-clip"}
+    table = cell_table("4x3", seed=5)
+    raw = ModelSelectSearcher(table.space, budget=60, seed=1, clip_outliers=None).run(table.fitness(1.0, seed=1))
+    assert record["results"]["model-select-no-clip"] == table.rank_percentile(raw.best)
+    assert "cell 4x3 (seed 5): 1 seeds" in capsys.readouterr().out
