@@ -7,12 +7,13 @@ its sign whatever the other layers are (NAS-Bench-Macro), ``surrogate`` where ch
 the first evaluations, so this searcher:
 
 1. **Designs**: evaluates strictly fair windows (every choice of every layer equally often) up to
-   ``first_check`` evaluations.
+   ``quick_check`` evaluations (the surrogate's own design size).
 2. **Selects a model** by ``folds``-fold cross-validated squared error of the saturating additive
    model against the surrogate's Gaussian process, both fitted on the design. If the saturating
-   model's error is more than ``early_ratio`` times the GP's, the table has interactions: the rest
-   of the budget goes to the surrogate (GP-UCB, best posterior mean). Otherwise the design grows
-   to ``second_check`` evaluations and the test is repeated with ``late_ratio``.
+   model's error is more than ``quick_ratio`` times the GP's, the table has interactions: the rest
+   of the budget goes to the surrogate (GP-UCB, best posterior mean), which then runs exactly as
+   ``surrogate`` alone. Otherwise the design grows to ``first_check`` evaluations and the test is
+   repeated with ``early_ratio``, then to ``second_check`` with ``late_ratio``.
 3. **If the saturating model wins**, it probes its own top: ``probes`` evaluations of the
    highest-scoring combinations not yet evaluated (refitting after each). Near the top a
    saturating table is compressed, so the model's misfit there is small and the spread of the
@@ -86,6 +87,8 @@ class ModelSelectOptions(SearcherOptions):
     """Options of :class:`ModelSelectSearcher`."""
 
     budget: int = Field(60, ge=2)
+    quick_check: int | None = Field(18, ge=2)
+    quick_ratio: float = Field(1.5, gt=0.0)
     first_check: int = Field(30, ge=2)
     second_check: int = Field(45, ge=2)
     early_ratio: float = Field(1.5, gt=0.0)
@@ -102,6 +105,8 @@ class ModelSelectOptions(SearcherOptions):
     def _checks_in_order(self) -> ModelSelectOptions:
         if self.second_check < self.first_check:
             raise ValueError(f"second_check ({self.second_check}) must be >= first_check ({self.first_check})")
+        if self.quick_check is not None and self.quick_check > self.first_check:
+            raise ValueError(f"quick_check ({self.quick_check}) must be <= first_check ({self.first_check})")
         return self
 
 
@@ -112,10 +117,13 @@ class ModelSelectSearcher(BudgetSearcher):
         space: the search space.
         budget: distinct architectures evaluated in all.
         seed: seed of the fair windows (and of the surrogate's candidates).
-        first_check, second_check: design sizes of the two model tests (at most half and three
-            quarters of the budget; rounded down to whole fair windows, at least one).
-        early_ratio, late_ratio: the surrogate is chosen when the saturating model's cross-validated
-            squared error exceeds this multiple of the GP's at the first / second test.
+        quick_check, first_check, second_check: design sizes of the three model tests (at most
+            0.3, half and three quarters of the budget; rounded down to whole fair windows, at
+            least one; a test no larger than the one before is skipped; ``quick_check=None``: no
+            quick test).
+        quick_ratio, early_ratio, late_ratio: the surrogate is chosen when the saturating model's
+            cross-validated squared error exceeds this multiple of the GP's at the quick / first /
+            second test (the last test made always uses ``late_ratio``).
         folds: cross-validation folds.
         probes: evaluations of the saturating model's top combinations that decide whether the
             measurements are exact (0: always treat them as noisy).
@@ -138,10 +146,15 @@ class ModelSelectSearcher(BudgetSearcher):
         window = self.space.window_size
         self._sampler = FairSampler(self.space, seed=self.seed)
         self._windows = 0  # fair windows drawn so far (empty ones included, as the surrogate counts)
-        self._checks = [
-            max(window, int(min(c, fraction * self.budget)) // window * window)
-            for c, fraction in ((self.first_check, 0.5), (self.second_check, 0.75))
+        planned = [(self.quick_check, 0.3, self.quick_ratio), (self.first_check, 0.5, self.early_ratio),
+                   (self.second_check, 0.75, self.late_ratio)]
+        sizes = [
+            (max(window, int(min(c, fraction * self.budget)) // window * window), ratio)
+            for c, fraction, ratio in planned
+            if c is not None
         ]
+        # (design size, threshold) of each test; of tests of equal size only the last is kept
+        self._checks = [check for i, check in enumerate(sizes) if i + 1 == len(sizes) or sizes[i + 1][0] > check[0]]
         self._evaluated: dict[Architecture, float] = {}
         self._phase: Phase = "design"
         self._ratios: list[float] = []
@@ -156,7 +169,7 @@ class ModelSelectSearcher(BudgetSearcher):
         while True:
             remaining = self.budget - len(self._evaluated)
             if self._phase == "design":
-                target = self._checks[len(self._ratios)] if len(self._ratios) < 2 else self.budget
+                target = self._checks[len(self._ratios)][0] if len(self._ratios) < len(self._checks) else self.budget
                 if len(self._evaluated) < min(target, self.budget):
                     batch = self._next_window()
                     if batch is not None:
@@ -221,13 +234,13 @@ class ModelSelectSearcher(BudgetSearcher):
         else:
             ratio = cross_validated_error_ratio(x, y, self._fit_saturating, self._fit_gp, folds=self.folds)
         self._ratios.append(ratio)
-        first = len(self._ratios) == 1
-        room = self._checks[1] > len(self._evaluated) and len(self._evaluated) < self.budget
-        if ratio > (self.early_ratio if first and room else self.late_ratio):
+        following = self._checks[len(self._ratios)][0] if len(self._ratios) < len(self._checks) else None
+        last = following is None or following <= len(self._evaluated) or len(self._evaluated) >= self.budget
+        if ratio > (self.late_ratio if last else self._checks[len(self._ratios) - 1][1]):
             self._start_surrogate()
-        elif not (first and room):
+        elif last:
             self._phase = "probe"
-        # else: the design grows to the second test
+        # else: the design grows to the next test
 
     def _values(self, archs: list[Architecture]) -> np.ndarray:
         """The measurements of ``archs`` as the models see them (failed ones clipped)."""

@@ -74,8 +74,10 @@ def test_a_table_with_interactions_goes_to_the_surrogate_as_if_it_had_run_alone(
     fitness = table.fitness(1.0, seed=2)
     result = ModelSelectSearcher(table.space, budget=40, seed=2).run(fitness)
     assert result.extras["branch"] == "surrogate"
-    assert len(result.extras["cv_error_ratios"]) == 1 and result.extras["cv_error_ratios"][0] > 1.5
-    # the first test is at 20 evaluations = 5 fair windows of 4: the surrogate with that design
+    # the quick test at 12 evaluations keeps the design (ratio below 1.5); the first, at 20
+    # evaluations = 5 fair windows of 4, hands over: the surrogate with that design
+    quick, first = result.extras["cv_error_ratios"]
+    assert quick <= 1.5 < first
     alone = SurrogateSearcher(table.space, budget=40, seed=2, init_fraction=0.5).run(fitness)
     assert [h.arch for h in result.history] == [h.arch for h in alone.history]
     assert result.best == alone.best
@@ -102,14 +104,41 @@ def test_beats_random_search_on_a_table_with_interactions():
 def test_failed_measurements_do_not_make_noisy_ones_look_exact():
     """With chance-level measurements of disconnected cells in the design, the spread of all
     measurements is huge and the probes' residuals look small beside it: without clipping, noise
-    sigma = 1 was taken as exact in 7 of 12 seeds (measured) on this cell table."""
+    sigma = 1 was taken as exact in 7 of 12 seeds (measured) on this cell table. Without the quick
+    test, more runs reach the noise test."""
     table = CellTable(4, 3, seed=5)
     branches = {True: [], False: []}
     for seed in range(12):
         fitness = table.fitness(1.0, seed=seed)
         for clip in (True, False):
-            options = {} if clip else {"clip_outliers": None}
+            options = {"quick_check": None} if clip else {"quick_check": None, "clip_outliers": None}
             result = ModelSelectSearcher(table.space, budget=40, seed=seed, **options).run(fitness)
             branches[clip].append(result.extras["branch"])
     assert branches[True].count("saturating-exact") == 0
     assert branches[False].count("saturating-exact") >= 4
+
+
+def test_the_quick_test_hands_over_to_the_surrogate_with_its_own_design():
+    """A clear interaction table is seen at 18 evaluations, the surrogate's own design size:
+    the run is then the surrogate's alone."""
+    table = _interaction_table()
+    for seed in range(6):
+        fitness = table.fitness(1.0, seed=seed)
+        result = ModelSelectSearcher(table.space, budget=60, seed=seed).run(fitness)
+        if len(result.extras["cv_error_ratios"]) == 1:
+            break
+    else:
+        pytest.fail("no run handed over at the quick test")
+    assert result.extras["branch"] == "surrogate" and result.extras["cv_error_ratios"][0] > 1.5
+    alone = SurrogateSearcher(table.space, budget=60, seed=seed).run(fitness)
+    assert [h.arch for h in result.history] == [h.arch for h in alone.history]
+    assert result.best == alone.best
+
+
+def test_tests_of_equal_size_collapse_and_the_quick_test_can_be_off():
+    space = SyntheticTable(6, 4, seed=0).space  # fair windows of 4
+    assert ModelSelectSearcher(space, budget=60, seed=0)._checks == [(16, 1.5), (28, 1.5), (44, 1.2)]
+    assert ModelSelectSearcher(space, budget=60, seed=0, quick_check=None)._checks == [(28, 1.5), (44, 1.2)]
+    assert ModelSelectSearcher(space, budget=10, seed=0)._checks == [(4, 1.2)]  # one window: one test
+    with pytest.raises(ValueError, match="quick_check"):
+        build_searcher("model-select", space, quick_check=40)
