@@ -19,6 +19,8 @@ with the rank percentile (% of the table strictly better) of what each variant r
   the surrogate takes the rest when their mean beats the probes' by more than ``margin`` standard
   deviations of all measurements (``duel-never``: the duel is measured, never acted on).
 * ``early-test``: model-select with its first test at 18 evaluations, thresholds 1.5, 2, 2.5, 3.
+* ``no-quick``: ``model-select`` as registered and without its quick test at 18 evaluations
+  (``quick_check=None``: the tests at 30 and 45 only, the default before the quick test).
 * ``no-clip``: ``model-select`` and ``surrogate`` as registered and with ``clip_outliers=None``
   (failed measurements fitted as measured), to show what clipping them changes.
 
@@ -53,7 +55,7 @@ from oneshot.search.surrogate import MatchKernelGP
 from oneshot.space import Architecture, SearchSpace
 
 BUDGET = 60
-VARIANTS = ("reference", "surrogate-first", "top-third", "last-test", "residual-gp", "duel", "early-test", "no-clip")
+VARIANTS = ("reference", "surrogate-first", "top-third", "last-test", "residual-gp", "duel", "early-test", "no-quick", "no-clip")
 ENUMERABLE = ("top-third", "last-test", "residual-gp", "duel")
 
 
@@ -232,8 +234,13 @@ def run_one(table: Table, sigma: float, seed: int, variants: set[str]) -> dict[s
         out.update(surrogate_first(table, fitness, seed))
     if "top-third" in variants:
         out.update(top_third(table, fitness, seed))
+    noisy = table.fitness(sigma, seed=seed)
+    if "no-quick" in variants:
+        if "model-select" not in out:
+            out["model-select"] = table.rank_percentile(ModelSelectSearcher(table.space, budget=BUDGET, seed=seed).run(noisy).best)
+        slow = ModelSelectSearcher(table.space, budget=BUDGET, seed=seed, quick_check=None)
+        out["model-select-no-quick"] = table.rank_percentile(slow.run(noisy).best)
     if "no-clip" in variants:
-        noisy = table.fitness(sigma, seed=seed)
         for name, cls in (("model-select", ModelSelectSearcher), ("surrogate", SurrogateSearcher)):
             if name not in out:
                 out[name] = table.rank_percentile(cls(table.space, budget=BUDGET, seed=seed).run(noisy).best)

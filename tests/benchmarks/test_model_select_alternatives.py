@@ -15,7 +15,7 @@ def test_every_variant_on_one_seed_then_a_rerun_skips_it(tmp_path, capsys):
     results = record["results"]
     keys = {"model-select", "saturating-additive", "surrogate", "surrogate-first", "r36", "fair36", "cv_all", "cv_top", "last-test",
             "residual-gp", "residual-gp-pairs", "duel-never", "duel-0.25", "duel-0.5",
-            "early-test-1.5", "early-test-2", "early-test-2.5", "early-test-3", "model-select-no-clip", "surrogate-no-clip"}
+            "early-test-1.5", "early-test-2", "early-test-2.5", "early-test-3", "model-select-no-clip", "surrogate-no-clip", "model-select-no-quick"}
     assert set(results) == keys
     assert results["surrogate-first"] == (results["fair36"] if results["r36"] < 1.0 else results["surrogate"])
     table = synthetic_table("6x3", seed=3)
