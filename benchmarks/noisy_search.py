@@ -205,15 +205,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--budgets", default="60,300")
     parser.add_argument("--sigmas", default="0,1")
     parser.add_argument("--out", default="runs/benchmarks/noisy-search")
-    parser.add_argument("--from-records", action="append", default=[], metavar="FILE",
+    parser.add_argument("--from-records", action="append", default=[], metavar="FILE[:NAMES]",
                         help="summarise these records.jsonl files together (runs split over searchers "
-                             "or seeds) instead of running; repeatable")
+                             "or seeds) instead of running; FILE:name,name keeps only those searchers' "
+                             "runs of FILE; repeatable")
     args = parser.parse_args(argv)
     command = "python " + " ".join(["benchmarks/noisy_search.py", *(argv if argv is not None else sys.argv[1:])])
     if args.from_records:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        records = load_records([Path(f) for f in args.from_records])
+        records = load_records(args.from_records)
         summary = summarize(records)
         write_results(out, command, 0.0, summary, markdown(summary))
         return
@@ -236,11 +237,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     write_results(out, command, time.perf_counter() - start, summary, markdown(summary))
 
 
-def load_records(paths: Sequence[Path]) -> list[dict[str, Any]]:
-    """The runs of several ``records.jsonl`` files; a run (table, searcher, budget, sigma, seed)
-    found in two files must have the same result (runs are deterministic), and is kept once."""
+def parse_records_spec(spec: str) -> tuple[Path, set[str] | None]:
+    """``FILE`` or ``FILE:NAME[,NAME...]`` (only those searchers' runs of that file)."""
+    path, _, names = spec.rpartition(":")
+    if path and names and "/" not in names and not Path(spec).is_file():
+        return Path(path), {n for n in names.split(",") if n}
+    return Path(spec), None
+
+
+def load_records(paths: Sequence[Path | str]) -> list[dict[str, Any]]:
+    """The runs of several ``records.jsonl`` files (``FILE:NAME,...`` keeps only those searchers'
+    runs of a file: e.g. a searcher rerun after a change, merged with the others' earlier runs);
+    a run (table, searcher, budget, sigma, seed) found in two files must have the same result
+    (runs are deterministic), and is kept once."""
     runs: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for path in paths:
+    for spec in paths:
+        path, only = parse_records_spec(str(spec))
         if not path.is_file():
             raise SystemExit(f"error: records file not found: {path}")
         for number, line in enumerate(path.read_text().splitlines(), 1):
@@ -251,6 +263,8 @@ def load_records(paths: Sequence[Path]) -> list[dict[str, Any]]:
                 key = (rec["table"], rec["searcher"], rec["budget"], rec["sigma"], rec["seed"])
             except (json.JSONDecodeError, KeyError, TypeError) as err:
                 raise SystemExit(f"error: {path}:{number} is not a noisy-search record ({err})") from None
+            if only is not None and rec["searcher"] not in only:
+                continue
             if key in runs and runs[key]["best"] != rec["best"]:
                 raise SystemExit(f"error: {path}:{number}: run {key} differs from an earlier file's")
             runs.setdefault(key, rec)

@@ -84,3 +84,23 @@ def test_cell_tables_are_benchmarked_beside_the_synthetic_ones(tmp_path):
     assert {r["table"] for r in records} == {"cell 3x3 (seed 0)"} and len(records) == 2
     with pytest.raises(SystemExit, match="--cells"):
         ns.main(["--shapes", "", "--cells", "3x2", "--out", str(tmp_path / "bad")])
+
+
+def test_records_of_chosen_searchers_replace_a_rerun_searchers_older_runs(tmp_path):
+    ns = _module()
+    common = ["--shapes", "4x3", "--budgets", "10", "--sigmas", "1", "--seeds", "2"]
+    ns.main([*common, "--searchers", "random,path-priority", "--out", str(tmp_path / "old")])
+    old = tmp_path / "old" / "records.jsonl"
+    lines = [json.loads(line) for line in old.read_text().splitlines()]
+    for rec in lines:
+        if rec["searcher"] == "random":
+            rec["best"] = "changed since"  # as if random had been changed and rerun
+    old.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    ns.main([*common, "--searchers", "random", "--out", str(tmp_path / "new")])
+    with pytest.raises(SystemExit, match="differs"):
+        ns.main(["--from-records", str(tmp_path / "new" / "records.jsonl"), "--from-records", str(old),
+                 "--out", str(tmp_path / "merged")])
+    ns.main(["--from-records", str(tmp_path / "new" / "records.jsonl"), "--from-records", f"{old}:path-priority",
+             "--out", str(tmp_path / "merged")])
+    summary = json.loads((tmp_path / "merged" / "summary.json").read_text())["summary"]
+    assert {s["searcher"]: s["runs"] for s in summary} == {"random": 2, "path-priority": 2}
