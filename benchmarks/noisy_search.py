@@ -10,8 +10,8 @@ bootstrap 95 % interval, and the share of runs that reach the top 1 %.
 Synthetic tables come from :mod:`oneshot.search.synthetic_tables` (additive + pairwise
 interactions + dead choices), cell tables (``--cells``) from :mod:`oneshot.search.cell_tables`
 (a NAS-Bench-201-like cell whose cut edges disconnect paths). The reported ones use
-``--table-seed`` (default 0), while the searcher's defaults were chosen on tables of seed 101 (and
-cell tables of seeds 1-3) and search seeds 1000+, never reported.
+``--table-seed`` (default 0), while the searchers' defaults were chosen on tables of seed 101,
+cell tables of seeds 1-3 and NAS-Bench-Macro with search seeds 1000+, never reported.
 
 Run from the repository root, e.g.::
 
