@@ -234,17 +234,17 @@ def run_one(table: Table, sigma: float, seed: int, variants: set[str]) -> dict[s
         out.update(surrogate_first(table, fitness, seed))
     if "top-third" in variants:
         out.update(top_third(table, fitness, seed))
-    noisy = table.fitness(sigma, seed=seed)
-    if "no-quick" in variants:
-        if "model-select" not in out:
-            out["model-select"] = table.rank_percentile(ModelSelectSearcher(table.space, budget=BUDGET, seed=seed).run(noisy).best)
-        slow = ModelSelectSearcher(table.space, budget=BUDGET, seed=seed, quick_check=None)
-        out["model-select-no-quick"] = table.rank_percentile(slow.run(noisy).best)
-    if "no-clip" in variants:
-        for name, cls in (("model-select", ModelSelectSearcher), ("surrogate", SurrogateSearcher)):
+    # the registered searcher beside itself with one option turned off, on the same noisy table
+    switched_off = {"no-quick": ({"quick_check": None}, ("model-select",)),
+                    "no-clip": ({"clip_outliers": None}, ("model-select", "surrogate"))}
+    for variant, (option, names) in switched_off.items():
+        if variant not in variants:
+            continue
+        for name in names:
+            cls = ModelSelectSearcher if name == "model-select" else SurrogateSearcher
             if name not in out:
                 out[name] = table.rank_percentile(cls(table.space, budget=BUDGET, seed=seed).run(noisy).best)
-            out[f"{name}-no-clip"] = table.rank_percentile(cls(table.space, budget=BUDGET, seed=seed, clip_outliers=None).run(noisy).best)
+            out[f"{name}-{variant}"] = table.rank_percentile(cls(table.space, budget=BUDGET, seed=seed, **option).run(noisy).best)
     return out
 
 

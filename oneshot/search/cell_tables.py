@@ -30,15 +30,15 @@ import itertools
 
 import numpy as np
 
-from oneshot.search.synthetic_tables import TableFitness
-from oneshot.space import Architecture, SearchSpace
+from oneshot.search.synthetic_tables import KnownTable
+from oneshot.space import SearchSpace
 
 __all__ = ["CellTable", "cell_table"]
 
 _MAX_DEPTH_GAIN = 3
 
 
-class CellTable:
+class CellTable(KnownTable):
     """A synthetic cell table (see the module docstring); :func:`cell_table` builds one from a shape."""
 
     def __init__(
@@ -76,13 +76,7 @@ class CellTable:
                 self.pairs[(a, b)] = rng.normal(0.0, pair_scale, size=(num_ops, num_ops))
         self.depth_gain, self.saturation, self.chance = float(depth_gain), float(saturation), float(chance)
         self._acc_std, self._top = float(acc_std), float(top)
-        size = num_ops**num_edges
-        self.exact = size <= exact_limit
-        if self.exact:
-            grid = np.array(list(itertools.product(range(num_ops), repeat=num_edges)), dtype=np.int8)
-        else:
-            grid = np.random.default_rng([seed, 99]).integers(0, num_ops, size=(2**20, num_edges), dtype=np.int8)
-        latent, connected = self._latent(grid)
+        latent, connected = self._latent(self._reference_grid(num_edges, num_ops, seed=seed, exact_limit=exact_limit))
         if not connected.any():
             raise ValueError("the reference set of this cell table has no connected cell")
         self._center, self._scale = float(latent[connected].mean()), float(latent[connected].std()) or 1.0
@@ -120,9 +114,6 @@ class CellTable:
         value += self.depth_gain * np.minimum(longest, _MAX_DEPTH_GAIN)
         return value, reached[:, last]
 
-    def _saturate(self, z: np.ndarray) -> np.ndarray:
-        return -np.exp(-self.saturation * z) / self.saturation if self.saturation > 0 else z
-
     def _to_acc(self, raw: np.ndarray, connected: np.ndarray) -> np.ndarray:
         acc = self._top + self._acc_std * (raw - self._raw_mean) / self._raw_std - self._offset
         return np.where(connected, acc, self.chance)
@@ -131,25 +122,6 @@ class CellTable:
         """True accuracy of an ``(N, num_edges)`` array of operations."""
         latent, connected = self._latent(choices)
         return self._to_acc(self._saturate((latent - self._center) / self._scale), connected)
-
-    def accuracy(self, arch: Architecture) -> float:
-        return float(self.accuracies(np.asarray([arch.choices]))[0])
-
-    def fitness(self, sigma: float = 0.0, *, seed: int = 0) -> TableFitness:
-        """The table as a fitness with deterministic Gaussian noise of std ``sigma``."""
-        if sigma < 0:
-            raise ValueError(f"noise sigma must be >= 0, got {sigma}")
-        return TableFitness(self, float(sigma), int(seed))  # type: ignore[arg-type]
-
-    def rank_percentile(self, arch: Architecture | float) -> float:
-        """Percentage of the table strictly better than ``arch`` (0 = the best; lower is better)."""
-        acc = float(arch) if isinstance(arch, (int, float)) else self.accuracy(arch)
-        better = len(self._sorted_acc) - int(np.searchsorted(self._sorted_acc, acc, side="right"))
-        return 100.0 * better / len(self._sorted_acc)
-
-    @property
-    def best_accuracy(self) -> float:
-        return float(self._sorted_acc[-1])
 
     def __repr__(self) -> str:
         kind = "exact" if self.exact else "sampled"

@@ -119,7 +119,7 @@ class ModelSelectSearcher(BudgetSearcher):
         seed: seed of the fair windows (and of the surrogate's candidates).
         quick_check, first_check, second_check: design sizes of the three model tests (at most
             0.3, half and three quarters of the budget; rounded down to whole fair windows, at
-            least one; a test no larger than the one before is skipped; ``quick_check=None``: no
+            least one; of tests of equal size only the last is made; ``quick_check=None``: no
             quick test).
         quick_ratio, early_ratio, late_ratio: the surrogate is chosen when the saturating model's
             cross-validated squared error exceeds this multiple of the GP's at the quick / first /

@@ -31,14 +31,14 @@ import numpy as np
 
 from oneshot.space import Architecture, SearchSpace
 
-__all__ = ["SyntheticTable", "TableFitness", "synthetic_table"]
+__all__ = ["KnownTable", "SyntheticTable", "TableFitness", "synthetic_table"]
 
 
 @dataclass(frozen=True)
 class TableFitness:
     """``arch -> accuracy + noise``; the noise is a deterministic function of (seed, architecture)."""
 
-    table: SyntheticTable
+    table: KnownTable
     sigma: float = 0.0
     seed: int = 0
 
@@ -50,7 +50,54 @@ class TableFitness:
         return acc + float(self.sigma * rng.standard_normal())
 
 
-class SyntheticTable:
+class KnownTable:
+    """What every table of known structure shares: a saturating map, a reference set of
+    architectures (all of them, or a fixed sample), noisy fitness and rank percentiles.
+
+    A subclass sets ``saturation`` and ``_sorted_acc`` (the sorted accuracies of its reference
+    set) and defines :meth:`accuracies` of an ``(N, positions)`` integer array.
+    """
+
+    saturation: float
+    exact: bool
+    _sorted_acc: np.ndarray
+
+    def accuracies(self, choices: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _reference_grid(self, positions: int, values: int, *, seed: int, exact_limit: int) -> np.ndarray:
+        """Every architecture when there are at most ``exact_limit`` (``exact``), else a fixed
+        uniform sample of ``2 ** 20`` of them."""
+        self.exact = values**positions <= exact_limit
+        if self.exact:
+            return np.array(list(itertools.product(range(values), repeat=positions)), dtype=np.int8)
+        return np.random.default_rng([seed, 99]).integers(0, values, size=(2**20, positions), dtype=np.int8)
+
+    def _saturate(self, z: np.ndarray) -> np.ndarray:
+        # concave, increasing: the top is compressed into near-ties
+        return -np.exp(-self.saturation * z) / self.saturation if self.saturation > 0 else z
+
+    def accuracy(self, arch: Architecture) -> float:
+        return float(self.accuracies(np.asarray([arch.choices]))[0])
+
+    def fitness(self, sigma: float = 0.0, *, seed: int = 0) -> TableFitness:
+        """The table as a fitness with deterministic Gaussian noise of std ``sigma``."""
+        if sigma < 0:
+            raise ValueError(f"noise sigma must be >= 0, got {sigma}")
+        return TableFitness(self, float(sigma), int(seed))
+
+    def rank_percentile(self, arch: Architecture | float) -> float:
+        """Percentage of the table strictly better than ``arch`` (0 = the best; lower is better)."""
+        acc = float(arch) if isinstance(arch, (int, float)) else self.accuracy(arch)
+        better = len(self._sorted_acc) - int(np.searchsorted(self._sorted_acc, acc, side="right"))
+        return 100.0 * better / len(self._sorted_acc)
+
+    @property
+    def best_accuracy(self) -> float:
+        return float(self._sorted_acc[-1])
+
+
+class SyntheticTable(KnownTable):
     """A synthetic table (see the module docstring); build it with :func:`synthetic_table`."""
 
     def __init__(
@@ -99,13 +146,7 @@ class SyntheticTable:
         self.saturation = float(saturation)
         self._acc_std, self._top = float(acc_std), float(top)
         self._center, self._scale = 0.0, 1.0
-        size = num_choices**num_layers
-        self.exact = size <= exact_limit
-        if self.exact:
-            grid = np.array(list(itertools.product(range(num_choices), repeat=num_layers)), dtype=np.int8)
-        else:
-            grid = np.random.default_rng([seed, 99]).integers(0, num_choices, size=(2**20, num_layers), dtype=np.int8)
-        latent = self._latent(grid)
+        latent = self._latent(self._reference_grid(num_layers, num_choices, seed=seed, exact_limit=exact_limit))
         self._center, self._scale = float(latent.mean()), float(latent.std())
         raw = self._saturate((latent - self._center) / self._scale)
         self._raw_mean, self._raw_std = float(raw.mean()), float(raw.std())
@@ -131,10 +172,6 @@ class SyntheticTable:
         value += (~alive * self.dead_value).sum(axis=1)
         return value
 
-    def _saturate(self, z: np.ndarray) -> np.ndarray:
-        # concave, increasing: the top is compressed into near-ties
-        return -np.exp(-self.saturation * z) / self.saturation if self.saturation > 0 else z
-
     def _to_acc(self, raw: np.ndarray) -> np.ndarray:
         return self._top + self._acc_std * (raw - self._raw_mean) / self._raw_std - self._offset
 
@@ -142,25 +179,6 @@ class SyntheticTable:
         """True accuracy of an ``(N, num_layers)`` array of choices."""
         z = (self._latent(choices) - self._center) / self._scale
         return self._to_acc(self._saturate(z))
-
-    def accuracy(self, arch: Architecture) -> float:
-        return float(self.accuracies(np.asarray([arch.choices]))[0])
-
-    def fitness(self, sigma: float = 0.0, *, seed: int = 0) -> TableFitness:
-        """The table as a fitness with deterministic Gaussian noise of std ``sigma``."""
-        if sigma < 0:
-            raise ValueError(f"noise sigma must be >= 0, got {sigma}")
-        return TableFitness(self, float(sigma), int(seed))
-
-    def rank_percentile(self, arch: Architecture | float) -> float:
-        """Percentage of the table strictly better than ``arch`` (0 = the best; lower is better)."""
-        acc = float(arch) if isinstance(arch, (int, float)) else self.accuracy(arch)
-        better = len(self._sorted_acc) - int(np.searchsorted(self._sorted_acc, acc, side="right"))
-        return 100.0 * better / len(self._sorted_acc)
-
-    @property
-    def best_accuracy(self) -> float:
-        return float(self._sorted_acc[-1])
 
     def __repr__(self) -> str:
         kind = "exact" if self.exact else "sampled"

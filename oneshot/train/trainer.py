@@ -14,11 +14,9 @@ the same seeded sampler, reads its own shard of the data, accumulates its window
 gradients are averaged across processes once per window
 (:func:`oneshot.distributed.all_reduce_gradients`); rank 0 writes the checkpoints.
 
-(Just over 450 lines, kept in one module: the step, the checkpoint's state and the resume checks
-must change together for a resumed run to stay identical bit for bit.)
-
-(Not split, at about 490 lines: the training state machine, its checkpointed state and its
-distributed variant are one class whose parts must change together.)
+(Not split, at about 490 lines: the step, the checkpoint's state, the resume checks and the
+distributed variant are one class whose parts must change together for a resumed run to stay
+identical bit for bit.)
 """
 
 from __future__ import annotations
