@@ -21,7 +21,10 @@ def test_small_run_writes_records_summary_and_markdown(tmp_path):
     records = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
     assert len(records) == 2 * 2 * 3
     assert all(0 <= r["percentile"] <= 100 and r["evaluations"] <= 12 for r in records)
+    # both searchers return an evaluated architecture: the best evaluated one is at least as good
+    assert all(r["best_evaluated"] <= r["percentile"] for r in records)
     summary = json.loads((tmp_path / "summary.json").read_text())["summary"]
+    assert all(s["evaluated_top1_share"] >= s["top1_share"] for s in summary)
     assert {s["searcher"] for s in summary} == {"random", "surrogate"}
     assert all(s["ci95"][0] <= s["median_percentile"] <= s["ci95"][1] for s in summary)
     assert "| synthetic 5x3 (seed 0) | 12 | 1 |" in (tmp_path / "results.md").read_text()
