@@ -23,7 +23,9 @@ Run from the repository root, e.g.::
 Writes ``records.jsonl`` (one line per run, appended as runs finish), ``summary.json`` and
 ``results.md`` (a markdown table) into ``--out``. Runs split over processes (by searcher or by
 ``--first-seed``) are summarised together with ``--from-records A/records.jsonl --from-records
-B/records.jsonl --out C``.
+B/records.jsonl --out C``. ``--variant LABEL=NAME:key=value,...`` adds a searcher run with other
+options than its defaults, recorded under ``LABEL`` (e.g. ``--variant
+surrogate-small=surrogate:init_fraction=0.2``).
 """
 
 from __future__ import annotations
@@ -39,9 +41,16 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import yaml
 
 from benchmarks.tabular import NASBenchMacro
-from oneshot.search import available_searchers, build_searcher
+from oneshot.search import (
+    BudgetSearcher,
+    Searcher,
+    available_searchers,
+    build_searcher,
+    get_searcher_class,
+)
 from oneshot.search.cell_tables import cell_table
 from oneshot.search.synthetic_tables import synthetic_table
 from oneshot.space import Architecture, SearchSpace
@@ -107,9 +116,38 @@ def load_tables(macro: str | None, shapes: Sequence[str], table_seed: int, cells
     return tables
 
 
+Variant = tuple[str, str, dict[str, Any]]  # (label in the records, registered name, options)
+
+
+def parse_variant(spec: str) -> Variant:
+    """``LABEL=NAME:key=value,key=value`` (values read as YAML scalars: ``false``, ``0.2``)."""
+    label, sep, rest = spec.partition("=")
+    name, _, opts = rest.partition(":")
+    if not sep or not label or not name:
+        raise SystemExit(f"error: --variant {spec!r}: expected LABEL=NAME:key=value,key=value")
+    options: dict[str, Any] = {}
+    for item in filter(None, opts.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise SystemExit(f"error: --variant {spec!r}: option {item!r} is not key=value")
+        options[key.strip()] = yaml.safe_load(value)
+    return label, name, options
+
+
+def build_variant(name: str, space: SearchSpace, budget: int, seed: int, options: dict[str, Any]) -> Searcher:
+    """``build_searcher(name, space, budget=budget, seed=seed)``, with ``options`` changed."""
+    if not options:
+        return build_searcher(name, space, budget=budget, seed=seed)
+    cls = get_searcher_class(name)
+    if not issubclass(cls, BudgetSearcher):
+        raise ValueError(f"searcher {name!r} has no budget option to combine with other options")
+    # not build_searcher(**options): a budget option named "budget" would take its budget= path
+    return cls(space, cls.Options.from_arguments(name, (), {cls.budget_arg: budget, **options}, strict=True), seed=seed)
+
+
 def run(
     tables: dict[str, Table],
-    searchers: Sequence[str],
+    searchers: Sequence[str | Variant],
     budgets: Sequence[int],
     sigmas: Sequence[float],
     seeds: Sequence[int],
@@ -123,12 +161,13 @@ def run(
                     start = time.perf_counter()
                     for seed in seeds:
                         fitness = table.fitness(sigma, seed=seed)
-                        for name in searchers:
+                        for searcher in searchers:
+                            label, name, options = (searcher, searcher, {}) if isinstance(searcher, str) else searcher
                             t0 = time.perf_counter()
-                            result = build_searcher(name, table.space, budget=budget, seed=seed).run(fitness)
+                            result = build_variant(name, table.space, budget, seed, options).run(fitness)
                             rec = {
                                 "table": table_name,
-                                "searcher": name,
+                                "searcher": label,
                                 "budget": budget,
                                 "sigma": sigma,
                                 "seed": seed,
@@ -209,6 +248,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     add_table_arguments(parser, shapes="6x5,8x3,12x4", table_seed=0, first_seed=0, cells="")
     parser.add_argument("--searchers", default=",".join(DEFAULT_SEARCHERS),
                         help="comma-separated; names not registered are skipped (e.g. tpe)")
+    parser.add_argument("--variant", action="append", default=[], metavar="LABEL=NAME:key=value,...",
+                        help="also run searcher NAME with these options, recorded as LABEL "
+                             "(e.g. surrogate-small=surrogate:init_fraction=0.2); repeatable")
     parser.add_argument("--budgets", default="60,300")
     parser.add_argument("--sigmas", default="0,1")
     parser.add_argument("--out", default="runs/benchmarks/noisy-search")
@@ -227,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
 
     registered = set(available_searchers())
-    searchers = [s for s in args.searchers.split(",") if s in registered]
+    searchers: list[str | Variant] = [s for s in args.searchers.split(",") if s in registered]
     skipped = [s for s in args.searchers.split(",") if s not in registered]
     if skipped:
         print(f"not registered, skipped: {', '.join(skipped)}", file=sys.stderr)
@@ -238,6 +280,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     budgets = [int(b) for b in args.budgets.split(",")]
     sigmas = [float(s) for s in args.sigmas.split(",")]
     seeds = range(args.first_seed, args.first_seed + args.seeds)
+    for spec in args.variant:
+        label, name, options = parse_variant(spec)
+        try:  # a bad name or option fails here, in one line, not after hours of runs
+            build_variant(name, next(iter(tables.values())).space, budgets[0], 0, options)
+        except (ValueError, StopIteration) as err:
+            raise SystemExit(f"error: --variant {spec!r}: {err}") from None
+        searchers.append((label, name, options))
     start = time.perf_counter()
     records = run(tables, searchers, budgets, sigmas, seeds, out / "records.jsonl")
     summary = summarize(records)

@@ -107,3 +107,24 @@ def test_records_of_chosen_searchers_replace_a_rerun_searchers_older_runs(tmp_pa
              "--out", str(tmp_path / "merged")])
     summary = json.loads((tmp_path / "merged" / "summary.json").read_text())["summary"]
     assert {s["searcher"]: s["runs"] for s in summary} == {"random": 2, "path-priority": 2}
+
+
+def test_variants_run_a_searcher_with_other_options_under_their_own_label(tmp_path):
+    ns = _module()
+    ns.main(["--shapes", "5x3", "--searchers", "surrogate", "--variant", "small=surrogate:init_fraction=0.2,model_average=false",
+             "--budgets", "12", "--sigmas", "1", "--seeds", "2", "--out", str(tmp_path)])
+    records = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
+    assert sorted(r["searcher"] for r in records) == ["small", "small", "surrogate", "surrogate"]
+    assert ns.parse_variant("a=surrogate:init_fraction=0.2,model_average=false") == (
+        "a", "surrogate", {"init_fraction": 0.2, "model_average": False})
+
+
+def test_a_bad_variant_is_a_one_line_error_before_any_run(tmp_path):
+    ns = _module()
+    for spec, words in (("small", "LABEL=NAME"), ("x=surrogate:init_fraction", "not key=value"),
+                        ("x=surrogate:init_fraction=7", "init_fraction"), ("x=no-such:beta=1", "no-such")):
+        with pytest.raises(SystemExit) as err:
+            ns.main(["--shapes", "5x3", "--searchers", "", "--variant", spec, "--budgets", "12", "--seeds", "1",
+                     "--out", str(tmp_path)])
+        assert words in str(err.value) and "\n" not in str(err.value)
+    assert not (tmp_path / "records.jsonl").exists()
