@@ -147,7 +147,7 @@ def build_variant(name: str, space: SearchSpace, budget: int, seed: int, options
 
 def run(
     tables: dict[str, Table],
-    searchers: Sequence[str | Variant],
+    searchers: Sequence[Variant],
     budgets: Sequence[int],
     sigmas: Sequence[float],
     seeds: Sequence[int],
@@ -161,8 +161,7 @@ def run(
                     start = time.perf_counter()
                     for seed in seeds:
                         fitness = table.fitness(sigma, seed=seed)
-                        for searcher in searchers:
-                            label, name, options = (searcher, searcher, {}) if isinstance(searcher, str) else searcher
+                        for label, name, options in searchers:
                             t0 = time.perf_counter()
                             result = build_variant(name, table.space, budget, seed, options).run(fitness)
                             rec = {
@@ -269,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
 
     registered = set(available_searchers())
-    searchers: list[str | Variant] = [s for s in args.searchers.split(",") if s in registered]
+    searchers: list[Variant] = [(s, s, {}) for s in args.searchers.split(",") if s in registered]
     skipped = [s for s in args.searchers.split(",") if s not in registered]
     if skipped:
         print(f"not registered, skipped: {', '.join(skipped)}", file=sys.stderr)
