@@ -46,7 +46,12 @@ import numpy as np
 
 from benchmarks.noisy_search import Table, add_table_arguments, load_tables
 from oneshot.sampling import FairSampler
-from oneshot.search import ModelSelectSearcher, SurrogateSearcher, build_searcher
+from oneshot.search import (
+    ModelSelectSearcher,
+    SurrogateSearcher,
+    build_searcher,
+    get_searcher_class,
+)
 from oneshot.search.base import Evaluation, HistoryEntry
 from oneshot.search.model_select import cross_validated_error_ratio
 from oneshot.search.path_priority import ranked_combinations
@@ -241,7 +246,7 @@ def run_one(table: Table, sigma: float, seed: int, variants: set[str]) -> dict[s
         if variant not in variants:
             continue
         for name in names:
-            cls = ModelSelectSearcher if name == "model-select" else SurrogateSearcher
+            cls = get_searcher_class(name)
             if name not in out:
                 out[name] = table.rank_percentile(cls(table.space, budget=BUDGET, seed=seed).run(noisy).best)
             out[f"{name}-{variant}"] = table.rank_percentile(cls(table.space, budget=BUDGET, seed=seed, **option).run(noisy).best)

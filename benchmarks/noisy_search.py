@@ -141,8 +141,7 @@ def build_variant(name: str, space: SearchSpace, budget: int, seed: int, options
     cls = get_searcher_class(name)
     if not issubclass(cls, BudgetSearcher):
         raise ValueError(f"searcher {name!r} has no budget option to combine with other options")
-    # not build_searcher(**options): a budget option named "budget" would take its budget= path
-    return cls(space, cls.Options.from_arguments(name, (), {cls.budget_arg: budget, **options}, strict=True), seed=seed)
+    return cls(space, seed=seed, **{cls.budget_arg: budget, **options})  # the constructor checks the options
 
 
 def run(
