@@ -23,7 +23,8 @@ Run from the repository root, e.g.::
 Writes ``records.jsonl`` (one line per run, appended as runs finish), ``summary.json`` and
 ``results.md`` (a markdown table) into ``--out``. Runs split over processes (by searcher or by
 ``--first-seed``) are summarised together with ``--from-records A/records.jsonl --from-records
-B/records.jsonl --out C``. ``--variant LABEL=NAME:key=value,...`` adds a searcher run with other
+B/records.jsonl --out C`` (``--seed-block 100`` adds the median of each 100 consecutive seeds, to
+show how far a median over 100 seeds moves between sets of seeds). ``--variant LABEL=NAME:key=value,...`` adds a searcher run with other
 options than its defaults, recorded under ``LABEL`` (e.g. ``--variant
 surrogate-small=surrogate:init_fraction=0.2``).
 """
@@ -84,6 +85,13 @@ def percentile_stats(values: Sequence[float]) -> dict[str, Any]:
         "ci95": [lo, hi],
         "top1_share": 100.0 * sum(v < 1.0 for v in values) / len(values),
     }
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def add_table_arguments(
@@ -188,7 +196,11 @@ def run(
     return records
 
 
-def summarize(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def summarize(records: Sequence[dict[str, Any]], *, seed_block: int | None = None) -> list[dict[str, Any]]:
+    """One row per (table, budget, sigma, searcher). With ``seed_block``, a row whose runs fill at
+    least two whole blocks of that many consecutive seeds (``seed // seed_block``) also has the
+    median of each full block (``block_medians``, by block): how far a median over that many
+    seeds moves from one set of seeds to the next."""
     groups: dict[tuple[str, int, float, str], list[dict[str, Any]]] = {}
     for r in records:
         groups.setdefault((r["table"], r["budget"], r["sigma"], r["searcher"]), []).append(r)
@@ -214,6 +226,13 @@ def summarize(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         branches = Counter(r["branch"] for r in rs if "branch" in r)
         if branches:
             out[-1]["branches"] = dict(sorted(branches.items()))
+        if seed_block is not None:
+            blocks: dict[int, list[float]] = {}
+            for r in rs:
+                blocks.setdefault(r["seed"] // seed_block, []).append(r["percentile"])
+            full = {b: statistics.median(v) for b, v in sorted(blocks.items()) if len(v) == seed_block}
+            if len(full) >= 2:
+                out[-1]["block_medians"] = {f"{b * seed_block}-{(b + 1) * seed_block - 1}": m for b, m in full.items()}
     return out
 
 
@@ -238,6 +257,12 @@ def markdown(summary: Sequence[dict[str, Any]]) -> str:
         for s in chosen:
             counts = ", ".join(f"{b} {n}" for b, n in s["branches"].items())
             lines.append(f"- {s['table']}, {s['budget']} evals, sigma {s['sigma']:g}, {s['searcher']}: {counts}")
+    blocked = [s for s in ordered if s.get("block_medians")]
+    if blocked:
+        lines += ["", "Median of each block of seeds (% better):", ""]
+        for s in blocked:
+            medians = ", ".join(f"{seeds} {m:.2f}" for seeds, m in s["block_medians"].items())
+            lines.append(f"- {s['table']}, {s['budget']} evals, sigma {s['sigma']:g}, {s['searcher']}: {medians}")
     return "\n".join(lines)
 
 
@@ -252,6 +277,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--budgets", default="60,300")
     parser.add_argument("--sigmas", default="0,1")
     parser.add_argument("--out", default="runs/benchmarks/noisy-search")
+    parser.add_argument("--seed-block", type=_positive_int, default=None, metavar="N",
+                        help="also report the median of each block of N consecutive seeds (seed // N), "
+                             "where a row has at least two full blocks")
     parser.add_argument("--from-records", action="append", default=[], metavar="FILE[:NAMES]",
                         help="summarise these records.jsonl files together (runs split over searchers "
                              "or seeds) instead of running; FILE:name,name keeps only those searchers' "
@@ -262,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         records = load_records(args.from_records)
-        summary = summarize(records)
+        summary = summarize(records, seed_block=args.seed_block)
         write_results(out, command, 0.0, summary, markdown(summary))
         return
 
@@ -287,7 +315,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         searchers.append((label, name, options))
     start = time.perf_counter()
     records = run(tables, searchers, budgets, sigmas, seeds, out / "records.jsonl")
-    summary = summarize(records)
+    summary = summarize(records, seed_block=args.seed_block)
     write_results(out, command, time.perf_counter() - start, summary, markdown(summary))
 
 

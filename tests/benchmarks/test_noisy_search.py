@@ -128,3 +128,17 @@ def test_a_bad_variant_is_a_one_line_error_before_any_run(tmp_path):
                      "--out", str(tmp_path)])
         assert words in str(err.value) and "\n" not in str(err.value)
     assert not (tmp_path / "records.jsonl").exists()
+
+
+def test_seed_blocks_report_the_median_of_each_full_block(tmp_path):
+    ns = _module()
+    ns.main(["--shapes", "5x3", "--searchers", "random", "--budgets", "8", "--sigmas", "1", "--seeds", "5",
+             "--seed-block", "2", "--out", str(tmp_path)])
+    records = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
+    by_seed = {r["seed"]: r["percentile"] for r in records}
+    (row,) = json.loads((tmp_path / "summary.json").read_text())["summary"]
+    # seeds 0-1 and 2-3 are full blocks; seed 4 alone is not reported
+    assert row["block_medians"] == {"0-1": (by_seed[0] + by_seed[1]) / 2, "2-3": (by_seed[2] + by_seed[3]) / 2}
+    assert "Median of each block of seeds" in (tmp_path / "results.md").read_text()
+    with pytest.raises(SystemExit):
+        ns.main(["--shapes", "5x3", "--seed-block", "0", "--out", str(tmp_path)])
