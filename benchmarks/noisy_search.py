@@ -251,18 +251,14 @@ def markdown(summary: Sequence[dict[str, Any]]) -> str:
             f"{s['median_percentile']:.2f} ({lo:.2f} - {hi:.2f}) | {s['top1_share']:.0f} % | {evaluated} | "
             f"{s['mean_evaluations']:.0f} | {s['mean_seconds']:.2f} |"
         )
-    chosen = [s for s in ordered if s.get("branches")]
-    if chosen:
-        lines += ["", "Branches chosen (runs):", ""]
-        for s in chosen:
-            counts = ", ".join(f"{b} {n}" for b, n in s["branches"].items())
-            lines.append(f"- {s['table']}, {s['budget']} evals, sigma {s['sigma']:g}, {s['searcher']}: {counts}")
-    blocked = [s for s in ordered if s.get("block_medians")]
-    if blocked:
-        lines += ["", "Median of each block of seeds (% better):", ""]
-        for s in blocked:
-            medians = ", ".join(f"{seeds} {m:.2f}" for seeds, m in s["block_medians"].items())
-            lines.append(f"- {s['table']}, {s['budget']} evals, sigma {s['sigma']:g}, {s['searcher']}: {medians}")
+    for field, title, value in (("branches", "Branches chosen (runs):", "{} {}"),
+                                ("block_medians", "Median of each block of seeds (% better):", "{} {:.2f}")):
+        rows = [s for s in ordered if s.get(field)]
+        if rows:
+            lines += ["", title, ""]
+            for s in rows:
+                items = ", ".join(value.format(k, v) for k, v in s[field].items())
+                lines.append(f"- {s['table']}, {s['budget']} evals, sigma {s['sigma']:g}, {s['searcher']}: {items}")
     return "\n".join(lines)
 
 
