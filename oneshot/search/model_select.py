@@ -98,6 +98,7 @@ class ModelSelectOptions(SearcherOptions):
     noiseless_ratio: float = Field(0.1, ge=0.0)
     ridge: float = Field(1.0, gt=0.0)
     clip_outliers: float | None = Field(6.0, gt=0.0)
+    select: Literal["posterior", "ensemble"] = "posterior"
     top_k: int = Field(3, ge=1)
     max_tries: int = Field(1000, ge=1)
 
@@ -133,6 +134,7 @@ class ModelSelectSearcher(BudgetSearcher):
         clip_outliers: measurements more than this many robust standard deviations below the
             median are raised to that bound before any model sees them: the fits, the model test,
             the noise test and the surrogate branch (:func:`clip_low_outliers`; ``None``: off).
+        select: the surrogate branch's final pick (see :class:`SurrogateSearcher`).
         top_k: number of architectures in ``result.top_k``.
         max_tries: with a constraint, combinations (highest score first) tried per pick.
     """
@@ -281,6 +283,7 @@ class ModelSelectSearcher(BudgetSearcher):
             top_k=self.top_k,
             max_tries=self.max_tries,
             clip_outliers=self.clip_outliers,
+            select=self.select,
         )
         inner.constraint = self.constraint
         inner.init_cycles = self._windows  # its design is this searcher's windows, replayed below

@@ -25,7 +25,10 @@ with the number of pairs. ``s2`` is profiled out of the marginal likelihood; ``w
    not the best single measurement (the winner's curse). The mean is averaged over the whole
    hyperparameter grid, weighted by marginal likelihood (``model_average``): with few noisy
    evaluations several kernels (with or without interactions) are about equally likely, and
-   picking one of them by a hair made the choice jumpy.
+   picking one of them by a hair made the choice jumpy. With ``select="ensemble"`` the pick is
+   instead the best precision-weighted average of that mean and the prediction of a saturating
+   additive model fitted on the same measurements (:class:`SaturatingAdditiveModel`; see
+   :func:`ensemble_scores`): two models that err differently, each weighted by how sure it is.
 
 Before every fit, measurements far below the rest (a network that did not train: more than
 ``clip_outliers`` robust standard deviations under the median) are raised to that bound
@@ -50,9 +53,10 @@ from oneshot.search.encoding import onehot_choices
 from oneshot.search.options import SearcherOptions
 from oneshot.search.outliers import clip_low_outliers
 from oneshot.search.path_priority import fair_design
+from oneshot.search.saturating import SaturatingAdditiveModel
 from oneshot.space import Architecture
 
-__all__ = ["MatchKernelGP", "SurrogateOptions", "SurrogateSearcher"]
+__all__ = ["MatchKernelGP", "SurrogateOptions", "SurrogateSearcher", "ensemble_scores"]
 
 _LOCAL_LENGTH = 0.15
 _PAIR_GRID = (0.0, 0.3, 0.6)
@@ -176,6 +180,21 @@ class MatchKernelGP:
         return self.y_std * float(np.sqrt(self.s2 * self.params[2]))
 
 
+def ensemble_scores(gp_mean: np.ndarray, gp_std: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Precision-weighted average of a GP's posterior and another model's predictions, per architecture.
+
+    ``gp_mean``, ``gp_std``: ``(n,)`` posterior mean and std of the GP at ``n`` evaluated
+    architectures; ``other``: ``(n,)`` the other model's predictions there. The other model's
+    error variance is taken as its mean squared distance from the GP's mean over the ``n``
+    architectures (one number: it has no per-architecture uncertainty). Where the GP is sure (an
+    exact measurement, ``gp_std`` near 0) its mean wins; where noise leaves it unsure, the other
+    model's view of the whole table weighs in.
+    """
+    other_var = max(float(np.mean((other - gp_mean) ** 2)), 1e-12)
+    gp_var = np.maximum(gp_std**2, 1e-12)
+    return (gp_mean / gp_var + other / other_var) / (1.0 / gp_var + 1.0 / other_var)
+
+
 class SurrogateOptions(SearcherOptions):
     """Options of :class:`SurrogateSearcher`."""
 
@@ -186,6 +205,7 @@ class SurrogateOptions(SearcherOptions):
     acquisition: Literal["ucb", "thompson"] = "ucb"
     complexity_penalty: float = 0.0
     model_average: bool = True
+    select: Literal["posterior", "ensemble"] = "posterior"
     clip_outliers: float | None = Field(6.0, gt=0.0)
     max_enumerate: int = 20000
     num_random: int = Field(3000, ge=1)
@@ -210,6 +230,9 @@ class SurrogateSearcher(BudgetSearcher):
             of its pairwise and local terms (0: plain marginal likelihood).
         model_average: select by the posterior mean averaged over the hyperparameter grid
             (``False``: the mean of the most likely hyperparameters).
+        select: ``"posterior"``: return the evaluated architecture of best posterior mean;
+            ``"ensemble"``: of best :func:`ensemble_scores` of that mean and a saturating additive
+            model of the same measurements.
         clip_outliers: before each fit, measurements more than this many robust standard
             deviations below the median are raised to that bound (:func:`clip_low_outliers`;
             ``None``: fit them as measured).
@@ -373,12 +396,18 @@ class SurrogateSearcher(BudgetSearcher):
 
     # ----------------------------------------------------------------- result
     def _ranked(self) -> list[tuple[Architecture, float, float]]:
-        """(architecture, measured, posterior mean), best posterior mean first (ties: earliest)."""
+        """(architecture, measured, posterior mean), best selection score first (ties: earliest)."""
         archs = list(self._evaluated)
         x = np.array([a.choices for a in archs], dtype=np.int64)
         gp = self._model()
-        mean = gp.averaged_mean(x) if self.model_average else gp.predict(x)[0]
-        order = sorted(range(len(archs)), key=lambda i: -mean[i])
+        fitted_mean, std, _ = gp.predict(x)
+        mean = gp.averaged_mean(x) if self.model_average else fitted_mean
+        score = mean
+        if self.select == "ensemble" and len(archs) >= 2:
+            y = clip_low_outliers([self._evaluated[a] for a in archs], mads=self.clip_outliers)
+            saturating = SaturatingAdditiveModel(self.space.num_choices).fit(x, y).predict(x)
+            score = ensemble_scores(mean, std, saturating)
+        order = sorted(range(len(archs)), key=lambda i: -score[i])
         return [(archs[i], self._evaluated[archs[i]], float(mean[i])) for i in order]
 
     def _select(self) -> tuple[Architecture, float | None]:
