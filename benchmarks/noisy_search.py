@@ -292,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     registered = set(available_searchers())
     searchers: list[Variant] = [(s, s, {}) for s in args.searchers.split(",") if s in registered]
-    skipped = [s for s in args.searchers.split(",") if s not in registered]
+    skipped = [s for s in args.searchers.split(",") if s and s not in registered]
     if skipped:
         print(f"not registered, skipped: {', '.join(skipped)}", file=sys.stderr)
     shapes = [s for s in args.shapes.split(",") if s]

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from oneshot import SearchSpace
-from oneshot.search import MatchKernelGP, SurrogateSearcher, build_searcher
+from oneshot.search import MatchKernelGP, SaturatingAdditiveModel, SurrogateSearcher, build_searcher
 from oneshot.search.cell_tables import CellTable
+from oneshot.search.surrogate import ensemble_scores
 from oneshot.search.synthetic_tables import SyntheticTable
 from oneshot.search.testing import (
     CountingFitness,
@@ -66,6 +67,37 @@ def test_phases_and_selection_by_posterior():
     mean = gp.averaged_mean(np.array([a.choices for a in archs]))
     assert result.best == archs[int(np.argmax(mean))]
     assert result.extras["posterior_mean"] == pytest.approx(mean.max())
+
+
+def test_ensemble_scores_weigh_each_model_by_its_precision():
+    gp_mean, other = np.array([1.0, 2.0, 3.0]), np.array([3.0, 2.0, 1.0])
+    other_var = np.mean((other - gp_mean) ** 2)  # 8 / 3
+    # an exact GP (std near 0) keeps its own mean; equal variances average the two models
+    assert ensemble_scores(gp_mean, np.full(3, 1e-9), other) == pytest.approx(gp_mean)
+    equal = ensemble_scores(gp_mean, np.full(3, np.sqrt(other_var)), other)
+    assert equal == pytest.approx((gp_mean + other) / 2)
+    # a GP four times less sure than the other model gives it weight 4 / 5
+    unsure = ensemble_scores(gp_mean, np.full(3, 2 * np.sqrt(other_var)), other)
+    assert unsure == pytest.approx((gp_mean + 4 * other) / 5)
+
+
+def test_ensemble_selection_is_the_best_precision_weighted_score():
+    table = SyntheticTable(6, 3, seed=5, components=2, pair_density=0.5)
+    space, fitness = table.space, table.fitness(1.0, seed=0)
+    posterior = SurrogateSearcher(space, budget=30, seed=0).run(fitness)
+    ensemble = SurrogateSearcher(space, budget=30, seed=0, select="ensemble").run(fitness)
+    # the search is the same; only the final pick differs (on this seed)
+    assert [h.arch for h in ensemble.history] == [h.arch for h in posterior.history]
+    assert ensemble.best != posterior.best
+    archs = [h.arch for h in ensemble.history]
+    x, y = np.array([a.choices for a in archs]), [h.fitness for h in ensemble.history]
+    gp = MatchKernelGP(space.num_choices).fit(x, y)
+    saturating = SaturatingAdditiveModel(space.num_choices).fit(x, y).predict(x)
+    scores = ensemble_scores(gp.averaged_mean(x), gp.predict(x)[1], saturating)
+    assert ensemble.best == archs[int(np.argmax(scores))]
+    assert ensemble.best_fitness == fitness(ensemble.best)
+    with pytest.raises(ValueError, match="select"):
+        SurrogateSearcher(space, budget=30, select="best")
 
 
 def test_large_space_uses_sampled_candidates():
