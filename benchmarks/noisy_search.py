@@ -26,7 +26,9 @@ Writes ``records.jsonl`` (one line per run, appended as runs finish), ``summary.
 B/records.jsonl --out C``; ``--seed-block 100`` adds the median of each 100 consecutive seeds,
 to show how far a median over 100 seeds moves between sets of seeds. ``--variant
 LABEL=NAME:key=value,...`` adds a searcher run with other options than its defaults, recorded
-under ``LABEL`` (e.g. ``--variant surrogate-small=surrogate:init_fraction=0.2``).
+under ``LABEL`` (e.g. ``--variant surrogate-small=surrogate:init_fraction=0.2``); ``--paired
+A:B`` adds, per table, how often A returned a better, equally good or worse architecture than B
+on the same seeds (e.g. a variant against its default).
 """
 
 from __future__ import annotations
@@ -236,6 +238,46 @@ def summarize(records: Sequence[dict[str, Any]], *, seed_block: int | None = Non
     return out
 
 
+def paired(records: Sequence[dict[str, Any]], a: str, b: str) -> list[dict[str, Any]]:
+    """Searcher ``a`` against ``b`` on the seeds both ran, per (table, budget, sigma): the medians
+    over those seeds, the runs where ``a`` returned a better / equally good / worse architecture
+    (rank percentile), and each one's runs in the top 1 %."""
+    runs: dict[tuple[str, int, float], dict[str, dict[int, float]]] = {}
+    for r in records:
+        if r["searcher"] in (a, b):
+            by = runs.setdefault((r["table"], r["budget"], r["sigma"]), {a: {}, b: {}})
+            by[r["searcher"]][r["seed"]] = r["percentile"]
+    out = []
+    for (table, budget, sigma), by in sorted(runs.items()):
+        seeds = sorted(set(by[a]) & set(by[b]))
+        if not seeds:
+            continue
+        pa, pb = [by[a][s] for s in seeds], [by[b][s] for s in seeds]
+        out.append({
+            "table": table, "budget": budget, "sigma": sigma, "a": a, "b": b, "runs": len(seeds),
+            "median_a": statistics.median(pa), "median_b": statistics.median(pb),
+            "better": sum(x < y for x, y in zip(pa, pb, strict=True)),
+            "equal": sum(x == y for x, y in zip(pa, pb, strict=True)),
+            "worse": sum(x > y for x, y in zip(pa, pb, strict=True)),
+            "top1_a": sum(x < 1.0 for x in pa), "top1_b": sum(x < 1.0 for x in pb),
+        })
+    return out
+
+
+def paired_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    lines = [
+        "| table | evals | sigma | a | b | seeds | median a | median b | a better / equal / worse | top 1 % a / b |",
+        "|---|---:|---:|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['table']} | {r['budget']} | {r['sigma']:g} | {r['a']} | {r['b']} | {r['runs']} | "
+            f"{r['median_a']:.2f} | {r['median_b']:.2f} | {r['better']} / {r['equal']} / {r['worse']} | "
+            f"{r['top1_a']} / {r['top1_b']} |"
+        )
+    return "\n".join(lines)
+
+
 def markdown(summary: Sequence[dict[str, Any]]) -> str:
     lines = [
         "| table | evals | sigma | searcher | median % better (95 % CI) | runs in top 1 % "
@@ -280,14 +322,21 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="summarise these records.jsonl files together (runs split over searchers "
                              "or seeds) instead of running; FILE:name,name keeps only those searchers' "
                              "runs of FILE; repeatable")
+    parser.add_argument("--paired", action="append", default=[], metavar="A:B",
+                        help="also compare searcher A with B on the seeds both ran (runs better / "
+                             "equal / worse); repeatable")
     args = parser.parse_args(argv)
+    pairs = [tuple(spec.split(":")) for spec in args.paired]
+    for spec, pair in zip(args.paired, pairs, strict=True):
+        if len(pair) != 2 or not all(pair):
+            parser.error(f"--paired {spec!r}: expected A:B, two searcher labels")
     command = "python " + " ".join(["benchmarks/noisy_search.py", *(argv if argv is not None else sys.argv[1:])])
     if args.from_records:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         records = load_records(args.from_records)
         summary = summarize(records, seed_block=args.seed_block)
-        write_results(out, command, 0.0, summary, markdown(summary))
+        write_results(out, command, 0.0, summary, markdown(summary), paired_tables(records, pairs))
         return
 
     registered = set(available_searchers())
@@ -312,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     start = time.perf_counter()
     records = run(tables, searchers, budgets, sigmas, seeds, out / "records.jsonl")
     summary = summarize(records, seed_block=args.seed_block)
-    write_results(out, command, time.perf_counter() - start, summary, markdown(summary))
+    write_results(out, command, time.perf_counter() - start, summary, markdown(summary), paired_tables(records, pairs))
 
 
 def parse_records_spec(spec: str) -> tuple[Path, set[str] | None]:
@@ -349,12 +398,25 @@ def load_records(paths: Sequence[Path | str]) -> list[dict[str, Any]]:
     return list(runs.values())
 
 
-def write_results(out: Path, command: str, seconds: float, summary: Sequence[dict[str, Any]], table: str) -> None:
-    """``summary.json`` (command, seconds, summary) and ``results.md`` (command, markdown table)
-    into ``out``; the table is printed too."""
-    (out / "summary.json").write_text(
-        json.dumps({"command": command, "seconds": seconds, "summary": list(summary)}, indent=1) + "\n"
-    )
+def paired_tables(records: Sequence[dict[str, Any]], pairs: Sequence[tuple[str, ...]]) -> list[dict[str, Any]]:
+    return [row for a, b in pairs for row in paired(records, a, b)]
+
+
+def write_results(
+    out: Path,
+    command: str,
+    seconds: float,
+    summary: Sequence[dict[str, Any]],
+    table: str,
+    paired_rows: Sequence[dict[str, Any]] = (),
+) -> None:
+    """``summary.json`` (command, seconds, summary, paired rows) and ``results.md`` (command,
+    markdown tables) into ``out``; the tables are printed too."""
+    body: dict[str, Any] = {"command": command, "seconds": seconds, "summary": list(summary)}
+    if paired_rows:
+        body["paired"] = list(paired_rows)
+        table += "\n\nPaired on the same seeds:\n\n" + paired_markdown(paired_rows)
+    (out / "summary.json").write_text(json.dumps(body, indent=1) + "\n")
     (out / "results.md").write_text(f"Command: `{command}`\n\n{table}\n")
     print(table)
 

@@ -1,5 +1,6 @@
 import importlib.util
 import json
+import statistics
 from pathlib import Path
 
 import pytest
@@ -142,3 +143,24 @@ def test_seed_blocks_report_the_median_of_each_full_block(tmp_path):
     assert "Median of each block of seeds" in (tmp_path / "results.md").read_text()
     with pytest.raises(SystemExit):
         ns.main(["--shapes", "5x3", "--seed-block", "0", "--out", str(tmp_path)])
+
+
+def test_paired_compares_two_searchers_on_the_seeds_both_ran(tmp_path):
+    ns = _module()
+    ns.main(["--shapes", "5x3", "--searchers", "random,path-priority", "--budgets", "8", "--sigmas", "1",
+             "--seeds", "4", "--out", str(tmp_path / "a")])
+    ns.main(["--shapes", "5x3", "--searchers", "random", "--budgets", "8", "--sigmas", "1", "--first-seed", "4",
+             "--seeds", "2", "--out", str(tmp_path / "b")])
+    ns.main(["--from-records", str(tmp_path / "a" / "records.jsonl"), "--from-records", str(tmp_path / "b" / "records.jsonl"),
+             "--paired", "random:path-priority", "--out", str(tmp_path / "merged")])
+    records = [json.loads(line) for line in (tmp_path / "a" / "records.jsonl").read_text().splitlines()]
+    pct = {(r["searcher"], r["seed"]): r["percentile"] for r in records}
+    (row,) = json.loads((tmp_path / "merged" / "summary.json").read_text())["paired"]
+    diffs = [pct["random", s] - pct["path-priority", s] for s in range(4)]  # seeds 4-5: random only
+    assert row["runs"] == 4
+    assert (row["better"], row["equal"], row["worse"]) == (sum(d < 0 for d in diffs), sum(d == 0 for d in diffs),
+                                                           sum(d > 0 for d in diffs))
+    assert row["median_a"] == statistics.median([pct["random", s] for s in range(4)])
+    assert "Paired on the same seeds" in (tmp_path / "merged" / "results.md").read_text()
+    with pytest.raises(SystemExit):
+        ns.main(["--from-records", str(tmp_path / "a" / "records.jsonl"), "--paired", "random", "--out", str(tmp_path / "x")])
