@@ -63,7 +63,12 @@ from oneshot.search.saturating import (
     SaturatingAdditiveSearcher,
 )
 from oneshot.search.store import EvaluationStore, StoreError
-from oneshot.search.surrogate import MatchKernelGP, SurrogateOptions, SurrogateSearcher
+from oneshot.search.surrogate import (
+    MatchKernelGP,
+    SurrogateOptions,
+    SurrogateSearcher,
+    ensemble_scores,
+)
 
 for _cls in (
     PathPrioritySearcher,
@@ -135,6 +140,7 @@ __all__ = [
     "batch_fitness",
     "build_searcher",
     "clip_low_outliers",
+    "ensemble_scores",
     "fit_additive",
     "get_searcher_class",
     "ranked_combinations",

@@ -5,9 +5,14 @@ import numpy as np
 import pytest
 
 from oneshot import SearchSpace
-from oneshot.search import MatchKernelGP, SaturatingAdditiveModel, SurrogateSearcher, build_searcher
+from oneshot.search import (
+    MatchKernelGP,
+    SaturatingAdditiveModel,
+    SurrogateSearcher,
+    build_searcher,
+    ensemble_scores,
+)
 from oneshot.search.cell_tables import CellTable
-from oneshot.search.surrogate import ensemble_scores
 from oneshot.search.synthetic_tables import SyntheticTable
 from oneshot.search.testing import (
     CountingFitness,
