@@ -98,7 +98,7 @@ class ModelSelectOptions(SearcherOptions):
     noiseless_ratio: float = Field(0.1, ge=0.0)
     ridge: float = Field(1.0, gt=0.0)
     clip_outliers: float | None = Field(6.0, gt=0.0)
-    select: Literal["posterior", "ensemble"] = "ensemble"
+    select: Literal["posterior", "ensemble"] = "posterior"
     top_k: int = Field(3, ge=1)
     max_tries: int = Field(1000, ge=1)
 

@@ -205,7 +205,7 @@ class SurrogateOptions(SearcherOptions):
     acquisition: Literal["ucb", "thompson"] = "ucb"
     complexity_penalty: float = 0.0
     model_average: bool = True
-    select: Literal["posterior", "ensemble"] = "ensemble"
+    select: Literal["posterior", "ensemble"] = "posterior"
     clip_outliers: float | None = Field(6.0, gt=0.0)
     max_enumerate: int = 20000
     num_random: int = Field(3000, ge=1)

@@ -62,7 +62,7 @@ def test_thompson_acquisition_runs_and_differs_from_ucb():
 def test_phases_and_selection_by_posterior():
     space = SearchSpace.categorical({"x": [3] * 6})
     fitness = CountingFitness(synthetic_fitness(space))
-    result = SurrogateSearcher(space, budget=30, seed=0, init_fraction=0.3, batch_size=4, select="posterior").run(fitness)
+    result = SurrogateSearcher(space, budget=30, seed=0, init_fraction=0.3, batch_size=4).run(fitness)
     assert fitness.total == result.num_evaluated == 30
     assert result.extras["design"] == 9 and result.extras["acquired"] == 21
     assert result.best_fitness == fitness.fn(result.best)  # the returned architecture was measured
@@ -89,8 +89,8 @@ def test_ensemble_scores_weigh_each_model_by_its_precision():
 def test_ensemble_selection_is_the_best_precision_weighted_score():
     table = SyntheticTable(6, 3, seed=5, components=2, pair_density=0.5)
     space, fitness = table.space, table.fitness(1.0, seed=0)
-    posterior = SurrogateSearcher(space, budget=30, seed=0, select="posterior").run(fitness)
-    ensemble = SurrogateSearcher(space, budget=30, seed=0).run(fitness)  # the default
+    posterior = SurrogateSearcher(space, budget=30, seed=0).run(fitness)
+    ensemble = SurrogateSearcher(space, budget=30, seed=0, select="ensemble").run(fitness)
     # the search is the same; only the final pick differs (on this seed)
     assert [h.arch for h in ensemble.history] == [h.arch for h in posterior.history]
     assert ensemble.best != posterior.best
