@@ -253,15 +253,19 @@ def paired(records: Sequence[dict[str, Any]], a: str, b: str) -> list[dict[str, 
         if not seeds:
             continue
         pa, pb = [by[a][s] for s in seeds], [by[b][s] for s in seeds]
+        diffs = [x - y for x, y in zip(pa, pb, strict=True)]
         out.append({
             "table": table, "budget": budget, "sigma": sigma, "a": a, "b": b, "runs": len(seeds),
             "median_a": statistics.median(pa), "median_b": statistics.median(pb),
-            "better": sum(x < y for x, y in zip(pa, pb, strict=True)),
-            "equal": sum(x == y for x, y in zip(pa, pb, strict=True)),
-            "worse": sum(x > y for x, y in zip(pa, pb, strict=True)),
+            "better": sum(d < 0 for d in diffs), "equal": sum(d == 0 for d in diffs), "worse": sum(d > 0 for d in diffs),
             "top1_a": sum(x < 1.0 for x in pa), "top1_b": sum(x < 1.0 for x in pb),
         })
     return out
+
+
+def paired_tables(records: Sequence[dict[str, Any]], pairs: Sequence[tuple[str, ...]]) -> list[dict[str, Any]]:
+    """The rows of :func:`paired` for every ``(a, b)`` of ``pairs``, in that order."""
+    return [row for a, b in pairs for row in paired(records, a, b)]
 
 
 def paired_markdown(rows: Sequence[dict[str, Any]]) -> str:
@@ -396,10 +400,6 @@ def load_records(paths: Sequence[Path | str]) -> list[dict[str, Any]]:
                 raise SystemExit(f"error: {path}:{number}: run {key} differs from an earlier file's")
             runs.setdefault(key, rec)
     return list(runs.values())
-
-
-def paired_tables(records: Sequence[dict[str, Any]], pairs: Sequence[tuple[str, ...]]) -> list[dict[str, Any]]:
-    return [row for a, b in pairs for row in paired(records, a, b)]
 
 
 def write_results(
