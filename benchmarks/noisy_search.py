@@ -96,6 +96,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _searcher_pair(text: str) -> tuple[str, str]:
+    a, sep, b = text.partition(":")
+    if not (sep and a and b) or ":" in b:
+        raise argparse.ArgumentTypeError(f"expected A:B, two searcher labels, got {text!r}")
+    return a, b
+
+
 def add_table_arguments(
     parser: argparse.ArgumentParser, *, shapes: str, table_seed: int, first_seed: int, cells: str | None = None
 ) -> None:
@@ -326,14 +333,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="summarise these records.jsonl files together (runs split over searchers "
                              "or seeds) instead of running; FILE:name,name keeps only those searchers' "
                              "runs of FILE; repeatable")
-    parser.add_argument("--paired", action="append", default=[], metavar="A:B",
+    parser.add_argument("--paired", action="append", default=[], type=_searcher_pair, metavar="A:B",
                         help="also compare searcher A with B on the seeds both ran (runs better / "
                              "equal / worse); repeatable")
     args = parser.parse_args(argv)
-    pairs = [tuple(spec.split(":")) for spec in args.paired]
-    for spec, pair in zip(args.paired, pairs, strict=True):
-        if len(pair) != 2 or not all(pair):
-            parser.error(f"--paired {spec!r}: expected A:B, two searcher labels")
+    pairs: list[tuple[str, str]] = args.paired
     command = "python " + " ".join(["benchmarks/noisy_search.py", *(argv if argv is not None else sys.argv[1:])])
     if args.from_records:
         out = Path(args.out)

@@ -256,6 +256,7 @@ class SurrogateSearcher(BudgetSearcher):
         self._designing = True
         self._done = False
         self._gp: MatchKernelGP | None = None
+        self._ranking: list[tuple[Architecture, float, float]] | None = None
 
     # ----------------------------------------------------------------- ask / tell
     def _ask(self) -> list[Architecture]:
@@ -284,13 +285,19 @@ class SurrogateSearcher(BudgetSearcher):
         if self._designing:
             self._num_design = len(self._evaluated)
         self._gp = None  # refit lazily
+        self._ranking = None
 
     # ----------------------------------------------------------------- model
+    def _measurements(self) -> tuple[list[Architecture], np.ndarray, np.ndarray]:
+        """The evaluated architectures, their ``(n, L)`` choices and their measurements as every
+        model here sees them (failed ones clipped)."""
+        archs = list(self._evaluated)
+        x = np.array([a.choices for a in archs], dtype=np.int64)
+        return archs, x, clip_low_outliers([self._evaluated[a] for a in archs], mads=self.clip_outliers)
+
     def _model(self) -> MatchKernelGP:
         if self._gp is None:
-            archs = list(self._evaluated)
-            x = np.array([a.choices for a in archs], dtype=np.int64)
-            y = clip_low_outliers([self._evaluated[a] for a in archs], mads=self.clip_outliers)
+            _, x, y = self._measurements()
             self._gp = MatchKernelGP(self.space.num_choices, complexity_penalty=self.complexity_penalty).fit(x, y)
         return self._gp
 
@@ -396,19 +403,19 @@ class SurrogateSearcher(BudgetSearcher):
 
     # ----------------------------------------------------------------- result
     def _ranked(self) -> list[tuple[Architecture, float, float]]:
-        """(architecture, measured, posterior mean), best selection score first (ties: earliest)."""
-        archs = list(self._evaluated)
-        x = np.array([a.choices for a in archs], dtype=np.int64)
-        gp = self._model()
-        fitted_mean, std, _ = gp.predict(x)
-        mean = gp.averaged_mean(x) if self.model_average else fitted_mean
-        score = mean
-        if self.select == "ensemble" and len(archs) >= 2:
-            y = clip_low_outliers([self._evaluated[a] for a in archs], mads=self.clip_outliers)
-            saturating = SaturatingAdditiveModel(self.space.num_choices).fit(x, y).predict(x)
-            score = ensemble_scores(mean, std, saturating)
-        order = sorted(range(len(archs)), key=lambda i: -score[i])
-        return [(archs[i], self._evaluated[archs[i]], float(mean[i])) for i in order]
+        """(architecture, measured, posterior mean), best selection score first (ties: earliest);
+        computed once per set of evaluations (the pick and ``top_k`` both read it)."""
+        if self._ranking is None:
+            archs, x, y = self._measurements()
+            gp = self._model()
+            mean = gp.averaged_mean(x) if self.model_average else gp.predict(x)[0]
+            score = mean
+            if self.select == "ensemble" and len(archs) >= 2:
+                saturating = SaturatingAdditiveModel(self.space.num_choices).fit(x, y).predict(x)
+                score = ensemble_scores(mean, gp.predict(x)[1], saturating)
+            order = sorted(range(len(archs)), key=lambda i: -score[i])
+            self._ranking = [(archs[i], self._evaluated[archs[i]], float(mean[i])) for i in order]
+        return self._ranking
 
     def _select(self) -> tuple[Architecture, float | None]:
         if not self._evaluated:

@@ -81,7 +81,7 @@ def test_ensemble_scores_weigh_each_model_by_its_precision():
     assert ensemble_scores(gp_mean, np.full(3, 1e-9), other) == pytest.approx(gp_mean)
     equal = ensemble_scores(gp_mean, np.full(3, np.sqrt(other_var)), other)
     assert equal == pytest.approx((gp_mean + other) / 2)
-    # a GP four times less sure than the other model gives it weight 4 / 5
+    # a GP four times less sure than the other model: the other model's weight is 4 / 5
     unsure = ensemble_scores(gp_mean, np.full(3, 2 * np.sqrt(other_var)), other)
     assert unsure == pytest.approx((gp_mean + 4 * other) / 5)
 
