@@ -156,6 +156,18 @@ class MatchKernelGP:
         var = np.maximum(prior - (v * v).sum(axis=0), 1e-12)
         return self.y_mean + self.y_std * mean, self.y_std * np.sqrt(self.s2 * var), v
 
+    def grid_weights(self) -> np.ndarray:
+        """Marginal-likelihood weights (summing to 1) of the hyperparameters of the last fit, in the
+        order of :attr:`grid_params`."""
+        nll = np.array([f[0] for f in self._fits])
+        weights = np.exp(-(nll - nll.min()))
+        return weights / weights.sum()
+
+    @property
+    def grid_params(self) -> list[tuple[float, float, float]]:
+        """``(w_pair, w_local, noise share)`` of every kernel of the last fit's grid."""
+        return [f[1] for f in self._fits]
+
     def averaged_mean(self, choices: np.ndarray) -> np.ndarray:
         """Posterior mean averaged over the hyperparameter grid, weighted by marginal likelihood.
 
@@ -164,9 +176,7 @@ class MatchKernelGP:
         """
         xq = self.onehot(choices)
         matches = xq @ self.x.T
-        nll = np.array([f[0] for f in self._fits])
-        weights = np.exp(-(nll - nll.min()))
-        weights /= weights.sum()
+        weights = self.grid_weights()
         mean = np.zeros(len(xq))
         for w, (_, (w_pair, w_local, noise), alpha) in zip(weights, self._fits, strict=True):
             if w > 1e-4:

@@ -46,6 +46,9 @@ def test_gp_recovers_pairwise_function():
     averaged = gp.averaged_mean(grid)
     assert np.corrcoef(averaged, y)[0, 1] > 0.95
     assert np.abs(averaged - mean).max() < np.abs(mean - y).max()  # the average stays near the best fit
+    weights = gp.grid_weights()
+    assert len(weights) == len(gp.grid_params) and weights.sum() == pytest.approx(1.0)
+    assert gp.grid_params[int(np.argmax(weights))] == gp.params  # the most likely kernel is the fitted one
 
 
 def test_thompson_acquisition_runs_and_differs_from_ucb():
