@@ -99,6 +99,7 @@ class ModelSelectOptions(SearcherOptions):
     ridge: float = Field(1.0, gt=0.0)
     clip_outliers: float | None = Field(6.0, gt=0.0)
     select: Literal["posterior", "ensemble"] = "posterior"
+    complexity_penalty: float = Field(0.0, ge=0.0)
     top_k: int = Field(3, ge=1)
     max_tries: int = Field(1000, ge=1)
 
@@ -135,6 +136,8 @@ class ModelSelectSearcher(BudgetSearcher):
             median are raised to that bound before any model sees them: the fits, the model test,
             the noise test and the surrogate branch (:func:`clip_low_outliers`; ``None``: off).
         select: the surrogate branch's final pick (see :class:`SurrogateSearcher`).
+        complexity_penalty: the surrogate branch's penalty on its pairwise and local kernel terms
+            (see :class:`SurrogateSearcher`; the model test's GP is never penalised).
         top_k: number of architectures in ``result.top_k``.
         max_tries: with a constraint, combinations (highest score first) tried per pick.
     """
@@ -284,6 +287,7 @@ class ModelSelectSearcher(BudgetSearcher):
             max_tries=self.max_tries,
             clip_outliers=self.clip_outliers,
             select=self.select,
+            complexity_penalty=self.complexity_penalty,
         )
         inner.constraint = self.constraint
         inner.init_cycles = self._windows  # its design is this searcher's windows, replayed below

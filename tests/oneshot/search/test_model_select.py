@@ -84,6 +84,11 @@ def test_a_table_with_interactions_goes_to_the_surrogate_as_if_it_had_run_alone(
     ensemble = ModelSelectSearcher(table.space, budget=40, seed=2, select="ensemble").run(fitness)
     alone = SurrogateSearcher(table.space, budget=40, seed=2, init_fraction=0.5, select="ensemble").run(fitness)
     assert ensemble.best == alone.best  # the option reaches the surrogate branch
+    penalised = ModelSelectSearcher(table.space, budget=40, seed=2, complexity_penalty=5.0).run(fitness)
+    alone = SurrogateSearcher(table.space, budget=40, seed=2, init_fraction=0.5, complexity_penalty=5.0).run(fitness)
+    assert penalised.extras["cv_error_ratios"] == result.extras["cv_error_ratios"]  # the model test is not penalised
+    assert [h.arch for h in penalised.history] == [h.arch for h in alone.history]
+    assert [h.arch for h in penalised.history] != [h.arch for h in result.history]  # and it changes the search
 
 
 def test_rejects_bad_options():
