@@ -67,7 +67,7 @@ def fair_design(table: Table, seed: int, size: int) -> list[Architecture]:
 
 def statistics_of(num_choices: tuple[int, ...], x: np.ndarray, measured: Sequence[float]) -> dict[str, float]:
     """Every statistic of :data:`STATISTICS` on ``(n, L)`` choices and their measurements."""
-    y = clip_low_outliers(measured, mads=6.0)
+    y = clip_low_outliers(measured, mads=6.0)  # as the searchers clip (their default clip_outliers)
 
     def saturating(xt: np.ndarray, yt: np.ndarray) -> Predictor:
         return SaturatingAdditiveModel(num_choices).fit(xt, yt).predict
@@ -120,6 +120,8 @@ def separation(reference: np.ndarray, others: Sequence[np.ndarray]) -> tuple[flo
 
 
 def summarise(records: Sequence[dict[str, Any]], reference: str) -> list[str]:
+    """Markdown lines: per statistic and size, every table's percentiles and the two separation
+    figures against ``reference`` (which comes first)."""
     by_table: dict[str, list[dict[str, Any]]] = {}
     for r in records:
         by_table.setdefault(r["table"], []).append(r)
