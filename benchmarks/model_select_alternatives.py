@@ -53,10 +53,10 @@ from oneshot.search import (
     get_searcher_class,
 )
 from oneshot.search.base import Evaluation, HistoryEntry
+from oneshot.search.match_kernel import MatchKernelGP
 from oneshot.search.model_select import cross_validated_error_ratio
 from oneshot.search.path_priority import ranked_combinations
 from oneshot.search.saturating import SaturatingAdditiveModel
-from oneshot.search.surrogate import MatchKernelGP
 from oneshot.space import Architecture, SearchSpace
 
 BUDGET = 60

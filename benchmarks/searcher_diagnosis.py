@@ -46,7 +46,7 @@ from benchmarks.noisy_search import (
     write_results,
 )
 from oneshot.search import build_searcher
-from oneshot.search.surrogate import MatchKernelGP
+from oneshot.search.match_kernel import MatchKernelGP
 
 KERNELS: dict[str, dict[str, tuple[float, ...]]] = {
     "default grid": {},

@@ -14,6 +14,7 @@ from oneshot.search.base import (
     batch_fitness,
 )
 from oneshot.search.evolution import EvolutionOptions, EvolutionSearcher
+from oneshot.search.match_kernel import MatchKernelGP
 from oneshot.search.model_select import (
     ModelSelectOptions,
     ModelSelectSearcher,
@@ -64,7 +65,6 @@ from oneshot.search.saturating import (
 )
 from oneshot.search.store import EvaluationStore, StoreError
 from oneshot.search.surrogate import (
-    MatchKernelGP,
     SurrogateOptions,
     SurrogateSearcher,
     ensemble_scores,

@@ -43,11 +43,12 @@ from pydantic import Field, model_validator
 
 from oneshot.sampling import FairSampler
 from oneshot.search.base import BudgetSearcher, SearchError
+from oneshot.search.match_kernel import MatchKernelGP
 from oneshot.search.options import SearcherOptions
 from oneshot.search.outliers import clip_low_outliers
 from oneshot.search.path_priority import ranked_combinations
 from oneshot.search.saturating import SaturatingAdditiveModel
-from oneshot.search.surrogate import MatchKernelGP, SurrogateSearcher
+from oneshot.search.surrogate import SurrogateSearcher
 from oneshot.space import Architecture
 
 __all__ = ["ModelSelectOptions", "ModelSelectSearcher", "cross_validated_error_ratio"]

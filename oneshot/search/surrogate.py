@@ -1,16 +1,7 @@
 """Surrogate-model search for few noisy evaluations (beyond the paper).
 
-A Gaussian process whose kernel counts matching layers is the Bayesian form of a ridge model with
-one effect per (layer, choice) (the additive model of ``path-priority-verify``) plus one effect per
-pair of (layer, choice) (pairwise interactions), plus a short-range term for higher orders::
-
-    k(a, b) = s2 * ((1 - w_pair - w_local) * m / L
-                    + w_pair * m (m - 1) / (L (L - 1))
-                    + w_local * exp(-(L - m) / (L * 0.15)))          m = #layers where a, b agree
-
-The kernel is computed with one matrix product of one-hot encodings, so its cost does not grow
-with the number of pairs. ``s2`` is profiled out of the marginal likelihood; ``w_pair``,
-``w_local`` and the noise share are chosen on a small grid by marginal likelihood at every refit.
+The model is :class:`~oneshot.search.match_kernel.MatchKernelGP`, a Gaussian process with
+additive, pairwise and short-range terms on matching layers (:mod:`oneshot.search.match_kernel`).
 
 1. **Design**: the first ``init_fraction`` of the budget is whole fair windows (as path-priority).
 2. **Acquire**: per batch, refit on every evaluation so far and pick the ``batch_size`` best
@@ -42,14 +33,13 @@ would spend budget for no information; the model pools neighbours' measurements 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
 
 from oneshot.search.base import BudgetSearcher, SearchError
-from oneshot.search.encoding import onehot_choices
+from oneshot.search.match_kernel import MatchKernelGP
 from oneshot.search.options import SearcherOptions
 from oneshot.search.outliers import clip_low_outliers
 from oneshot.search.path_priority import fair_design
@@ -58,136 +48,9 @@ from oneshot.space import Architecture
 
 __all__ = ["MatchKernelGP", "SurrogateOptions", "SurrogateSearcher", "ensemble_scores"]
 
-_LOCAL_LENGTH = 0.15
-_PAIR_GRID = (0.0, 0.3, 0.6)
-_LOCAL_GRID = (0.0, 0.2)
-_NOISE_GRID = (0.001, 0.01, 0.05, 0.15, 0.3, 0.6)
 _LOCAL_ROUNDS = 3
 _LOCAL_PARENTS = 20
 _TS_POOL = 400
-
-
-class MatchKernelGP:
-    """A GP on categorical architectures with the matching-layer kernel (module docstring).
-
-    Fit on ``(n, L)`` integer choices and fitness values; predicts the posterior mean and standard
-    deviation (in fitness units) of ``(N, L)`` choices. ``pair_grid``, ``local_grid`` and
-    ``noise_grid`` are the hyperparameter values tried at each fit (e.g. ``pair_grid=(0.0,),
-    local_grid=(0.0,)`` is the purely additive model).
-    """
-
-    def __init__(
-        self,
-        num_choices: tuple[int, ...],
-        *,
-        complexity_penalty: float = 0.0,
-        pair_grid: tuple[float, ...] = _PAIR_GRID,
-        local_grid: tuple[float, ...] = _LOCAL_GRID,
-        noise_grid: tuple[float, ...] = _NOISE_GRID,
-    ) -> None:
-        self.num_choices = num_choices
-        self.complexity_penalty = float(complexity_penalty)
-        self.grids = (tuple(pair_grid), tuple(local_grid), tuple(noise_grid))
-        self.num_layers = len(num_choices)
-        self.params: tuple[float, float, float] = (0.3, 0.0, 0.1)  # w_pair, w_local, noise share
-
-    def onehot(self, choices: np.ndarray) -> np.ndarray:
-        return onehot_choices(choices, self.num_choices)
-
-    def _shape(self, matches: np.ndarray, w_pair: float, w_local: float) -> np.ndarray:
-        """The kernel shape of a matrix of match counts (a look-up: ``m`` is an integer)."""
-        big_l = self.num_layers
-        m = np.arange(big_l + 1, dtype=float)
-        lin = m / big_l
-        pair = m * (m - 1) / (big_l * (big_l - 1)) if big_l > 1 else lin
-        local = np.exp(-(big_l - m) / (big_l * _LOCAL_LENGTH))
-        table = (1.0 - w_pair - w_local) * lin + w_pair * pair + w_local * local
-        return table[np.rint(matches).astype(np.intp)]
-
-    def prior(self, xa: np.ndarray, xb: np.ndarray) -> np.ndarray:
-        """Prior covariance (in units of ``s2``, without noise) of one-hot encoded rows."""
-        return (1.0 - self.params[2]) * self._shape(xa @ xb.T, *self.params[:2]) + 1.0 / len(self.x)
-
-    def fit(self, choices: np.ndarray, y: np.ndarray | Sequence[float], *, tune: bool = True) -> MatchKernelGP:
-        self.x = self.onehot(choices)
-        y = np.asarray(y, dtype=float)
-        self.y_mean = float(y.mean())
-        self.y_std = float(y.std()) or 1.0
-        z = (y - self.y_mean) / self.y_std
-        matches = self.x @ self.x.T
-        n = len(z)
-        candidates = (
-            [(p, q, e) for p in self.grids[0] for q in self.grids[1] for e in self.grids[2] if p + q < 1]
-            if tune and n >= 4
-            else [self.params]
-        )
-        best: tuple[float, Any] | None = None
-        self._fits: list[tuple[float, tuple[float, float, float], np.ndarray]] = []
-        for w_pair, w_local, noise in candidates:
-            shape = self._shape(matches, w_pair, w_local)
-            # kernel in units of the profiled amplitude s2: s2 * (shape + noise I); a constant
-            # term of 1 stands for the unknown mean
-            k = (1.0 - noise) * shape + noise * np.eye(n) + 1.0 / n
-            try:
-                chol = np.linalg.cholesky(k)
-            except np.linalg.LinAlgError:
-                continue
-            alpha0 = np.linalg.solve(chol.T, np.linalg.solve(chol, z))
-            s2 = max(float(z @ alpha0) / n, 1e-6)
-            nll = 0.5 * n * np.log(s2) + float(np.log(np.diag(chol)).sum())
-            nll += self.complexity_penalty * ((w_pair > 0) + (w_local > 0))
-            self._fits.append((nll, (w_pair, w_local, noise), alpha0))
-            if best is None or nll < best[0] - 1e-9:
-                best = (nll, (w_pair, w_local, noise, chol, alpha0, s2))
-        if best is None:
-            raise SearchError("surrogate: the kernel matrix is not positive definite")
-        w_pair, w_local, noise, chol, self.alpha, self.s2 = best[1]
-        self.params = (w_pair, w_local, noise)
-        self.chol_inv = np.linalg.inv(chol)  # predictions are then matrix products
-        return self
-
-    def predict(self, choices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Posterior mean, std (fitness units) and ``V = L^-1 k(X, q)`` (for batch updates)."""
-        xq = self.onehot(choices)
-        cross = self.prior(xq, self.x)
-        mean = cross @ self.alpha
-        v = self.chol_inv @ cross.T
-        prior = (1.0 - self.params[2]) + 1.0 / len(self.x)
-        var = np.maximum(prior - (v * v).sum(axis=0), 1e-12)
-        return self.y_mean + self.y_std * mean, self.y_std * np.sqrt(self.s2 * var), v
-
-    def grid_weights(self) -> np.ndarray:
-        """Marginal-likelihood weights (summing to 1) of the hyperparameters of the last fit, in the
-        order of :attr:`grid_params`."""
-        nll = np.array([f[0] for f in self._fits])
-        weights = np.exp(-(nll - nll.min()))
-        return weights / weights.sum()
-
-    @property
-    def grid_params(self) -> list[tuple[float, float, float]]:
-        """``(w_pair, w_local, noise share)`` of every kernel of the last fit's grid."""
-        return [f[1] for f in self._fits]
-
-    def averaged_mean(self, choices: np.ndarray) -> np.ndarray:
-        """Posterior mean averaged over the hyperparameter grid, weighted by marginal likelihood.
-
-        Steadier than the mean of the single best hyperparameters when few noisy evaluations
-        leave several kernels about equally likely (e.g. with or without interactions).
-        """
-        xq = self.onehot(choices)
-        matches = xq @ self.x.T
-        weights = self.grid_weights()
-        mean = np.zeros(len(xq))
-        for w, (_, (w_pair, w_local, noise), alpha) in zip(weights, self._fits, strict=True):
-            if w > 1e-4:
-                cross = (1.0 - noise) * self._shape(matches, w_pair, w_local) + 1.0 / len(self.x)
-                mean += w * (cross @ alpha)
-        return self.y_mean + self.y_std * mean / weights[weights > 1e-4].sum()
-
-    @property
-    def noise_std(self) -> float:
-        """Estimated measurement noise (fitness units)."""
-        return self.y_std * float(np.sqrt(self.s2 * self.params[2]))
 
 
 def ensemble_scores(gp_mean: np.ndarray, gp_std: np.ndarray, other: np.ndarray) -> np.ndarray:
