@@ -12,7 +12,8 @@ the first evaluations, so this searcher:
    model against the surrogate's Gaussian process, both fitted on the design. If the saturating
    model's error is more than ``quick_ratio`` times the GP's, the table has interactions: the rest
    of the budget goes to the surrogate (GP-UCB, best posterior mean), which then runs exactly as
-   ``surrogate`` alone. Otherwise the design grows to ``first_check`` evaluations and the test is
+   ``surrogate`` alone with ``complexity_penalty`` (a penalty on its interaction terms).
+   Otherwise the design grows to ``first_check`` evaluations and the test is
    repeated with ``early_ratio``, then to ``second_check`` with ``late_ratio``.
 3. **If the saturating model wins**, it probes its own top: ``probes`` evaluations of the
    highest-scoring combinations not yet evaluated (refitting after each). Near the top a
@@ -100,7 +101,7 @@ class ModelSelectOptions(SearcherOptions):
     ridge: float = Field(1.0, gt=0.0)
     clip_outliers: float | None = Field(6.0, gt=0.0)
     select: Literal["posterior", "ensemble"] = "posterior"
-    complexity_penalty: float = Field(0.0, ge=0.0)
+    complexity_penalty: float = Field(5.0, ge=0.0)
     top_k: int = Field(3, ge=1)
     max_tries: int = Field(1000, ge=1)
 
@@ -138,7 +139,8 @@ class ModelSelectSearcher(BudgetSearcher):
             the noise test and the surrogate branch (:func:`clip_low_outliers`; ``None``: off).
         select: the surrogate branch's final pick (see :class:`SurrogateSearcher`).
         complexity_penalty: the surrogate branch's penalty on its pairwise and local kernel terms
-            (see :class:`SurrogateSearcher`; the model test's GP is never penalised).
+            (5 by default, where ``surrogate``'s own default is 0; see :class:`SurrogateSearcher`;
+            the model test's GP is never penalised).
         top_k: number of architectures in ``result.top_k``.
         max_tries: with a constraint, combinations (highest score first) tried per pick.
     """

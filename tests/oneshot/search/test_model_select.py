@@ -72,7 +72,7 @@ def test_an_additive_table_with_noise_returns_the_models_argmax_evaluated_last()
 def test_a_table_with_interactions_goes_to_the_surrogate_as_if_it_had_run_alone():
     table = _interaction_table()
     fitness = table.fitness(1.0, seed=2)
-    result = ModelSelectSearcher(table.space, budget=40, seed=2).run(fitness)
+    result = ModelSelectSearcher(table.space, budget=40, seed=2, complexity_penalty=0.0).run(fitness)
     assert result.extras["branch"] == "surrogate"
     # the quick test at 12 evaluations keeps the design (ratio below 1.5); the first, at 20
     # evaluations = 5 fair windows of 4, hands over: the surrogate with that design
@@ -81,10 +81,10 @@ def test_a_table_with_interactions_goes_to_the_surrogate_as_if_it_had_run_alone(
     alone = SurrogateSearcher(table.space, budget=40, seed=2, init_fraction=0.5).run(fitness)
     assert [h.arch for h in result.history] == [h.arch for h in alone.history]
     assert result.best == alone.best
-    ensemble = ModelSelectSearcher(table.space, budget=40, seed=2, select="ensemble").run(fitness)
+    ensemble = ModelSelectSearcher(table.space, budget=40, seed=2, complexity_penalty=0.0, select="ensemble").run(fitness)
     alone = SurrogateSearcher(table.space, budget=40, seed=2, init_fraction=0.5, select="ensemble").run(fitness)
     assert ensemble.best == alone.best  # the option reaches the surrogate branch
-    penalised = ModelSelectSearcher(table.space, budget=40, seed=2, complexity_penalty=5.0).run(fitness)
+    penalised = ModelSelectSearcher(table.space, budget=40, seed=2).run(fitness)  # penalty 5: the default
     alone = SurrogateSearcher(table.space, budget=40, seed=2, init_fraction=0.5, complexity_penalty=5.0).run(fitness)
     assert penalised.extras["cv_error_ratios"] == result.extras["cv_error_ratios"]  # the model test is not penalised
     assert [h.arch for h in penalised.history] == [h.arch for h in alone.history]
@@ -102,7 +102,7 @@ def test_rejects_bad_options():
 def test_beats_random_search_on_a_table_with_interactions():
     """Over 30 seeds at 40 evaluations with noise sigma = 1 on a 7 x 3 table with interactions and
     a dead choice per component, its median percentile is at most half of random search's and it
-    wins (or ties) on at least 65 % of the seeds (measured: 2.70 % against 7.50 %, 25 of 30)."""
+    wins (or ties) on at least 65 % of the seeds (measured: 1.42 % against 7.50 %, 26 of 30)."""
     table = SyntheticTable(7, 3, seed=4)
     ours, theirs = percentiles_beside_random(table, ModelSelectSearcher, budget=40, sigma=1.0, seeds=range(30))
     assert statistics.median(ours) <= 0.5 * statistics.median(theirs)
@@ -138,7 +138,7 @@ def test_the_quick_test_hands_over_to_the_surrogate_with_its_own_design():
     else:
         pytest.fail("no run handed over at the quick test")
     assert result.extras["branch"] == "surrogate" and result.extras["cv_error_ratios"][0] > 1.5
-    alone = SurrogateSearcher(table.space, budget=60, seed=seed).run(fitness)
+    alone = SurrogateSearcher(table.space, budget=60, seed=seed, complexity_penalty=5.0).run(fitness)
     assert [h.arch for h in result.history] == [h.arch for h in alone.history]
     assert result.best == alone.best
 
