@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.noisy_search import Table, add_table_arguments, load_tables
+from benchmarks.noisy_search import Table, add_table_arguments, limit_blas_threads, load_tables
 from oneshot.sampling import FairSampler
 from oneshot.search import (
     ModelSelectSearcher,
@@ -276,6 +276,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
+    limit_blas_threads(args.blas_threads)
     variants = {v for v in args.variants.split(",") if v}
     if unknown := variants - set(VARIANTS):
         raise SystemExit(f"error: unknown variant(s) {sorted(unknown)}; choose from {', '.join(VARIANTS)}")

@@ -49,6 +49,7 @@ import numpy as np
 from benchmarks.noisy_search import (
     Table,
     add_table_arguments,
+    limit_blas_threads,
     load_tables,
     percentile_stats,
     write_results,
@@ -175,6 +176,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--max-size", type=int, default=DEFAULT_MAX_SIZE, help="largest table to enumerate")
     parser.add_argument("--out", default="runs/benchmarks/region-oracle")
     args = parser.parse_args(argv)
+    limit_blas_threads(args.blas_threads)
 
     try:
         budgets = [int(b) for b in args.budgets.split(",")]

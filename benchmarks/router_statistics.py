@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.noisy_search import Table, add_table_arguments, load_tables
+from benchmarks.noisy_search import Table, add_table_arguments, limit_blas_threads, load_tables
 from oneshot.sampling import FairSampler
 from oneshot.search import MatchKernelGP, SaturatingAdditiveModel
 from oneshot.search.base import Evaluation
@@ -155,6 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reference", default="NAS-Bench-Macro (8x3)", help="the saturating table (as named in the records)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
+    limit_blas_threads(args.blas_threads)
     try:
         sizes = [int(s) for s in args.sizes.split(",") if s]
     except ValueError:

@@ -41,6 +41,7 @@ import numpy as np
 from benchmarks.noisy_search import (
     Table,
     add_table_arguments,
+    limit_blas_threads,
     load_tables,
     percentile_stats,
     write_results,
@@ -130,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=2, help="processes (one per core)")
     parser.add_argument("--out", default="runs/benchmarks/searcher-diagnosis")
     args = parser.parse_args(argv)
+    limit_blas_threads(args.blas_threads)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -164,3 +164,16 @@ def test_paired_compares_two_searchers_on_the_seeds_both_ran(tmp_path):
     assert "Paired on the same seeds" in (tmp_path / "merged" / "results.md").read_text()
     with pytest.raises(SystemExit):
         ns.main(["--from-records", str(tmp_path / "a" / "records.jsonl"), "--paired", "random", "--out", str(tmp_path / "x")])
+
+
+def test_blas_threads_are_capped_for_runs_side_by_side(tmp_path):
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    ns = _module()
+    with threadpool_limits(limits=2, user_api="blas"):  # restores the session's limits afterwards
+        ns.main(["--shapes", "4x3", "--searchers", "random", "--budgets", "6", "--sigmas", "0", "--seeds", "1",
+                 "--out", str(tmp_path)])
+        blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+        assert blas and all(pool["num_threads"] == 1 for pool in blas)  # the default, --blas-threads 1
+    with pytest.raises(SystemExit):
+        ns.main(["--blas-threads", "0", "--out", str(tmp_path)])
