@@ -143,7 +143,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     ]
     start = time.perf_counter()
     records: list[dict[str, Any]] = []
-    with (out / "records.jsonl").open("w") as sink, Pool(max(1, args.workers)) as pool:
+    with (out / "records.jsonl").open("w") as sink, Pool(
+        max(1, args.workers), initializer=limit_blas_threads, initargs=(args.blas_threads,)  # spawned workers do not inherit it
+    ) as pool:
         for i, record in enumerate(pool.imap(_job, jobs, chunksize=1), 1):
             records.append(record)
             sink.write(json.dumps(record) + "\n")
