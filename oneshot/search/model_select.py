@@ -7,7 +7,10 @@ its sign whatever the other layers are (NAS-Bench-Macro), ``surrogate`` where ch
 the first evaluations, so this searcher:
 
 1. **Designs**: evaluates strictly fair windows (every choice of every layer equally often) up to
-   ``quick_check`` evaluations (the surrogate's own design size).
+   ``quick_check`` evaluations (the surrogate's own design size). By default the windows also
+   balance every pair of layers across windows (``design="fair-balanced"``): the saturating
+   model's effects are then estimated nearly independently, which both its test against the GP
+   and its pick need.
 2. **Selects a model** by ``folds``-fold cross-validated squared error of the saturating additive
    model against the surrogate's Gaussian process, both fitted on the design. If the saturating
    model's error is more than ``quick_ratio`` times the GP's, the table has interactions: the rest
@@ -42,12 +45,11 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from oneshot.sampling import FairSampler
 from oneshot.search.base import BudgetSearcher, SearchError
 from oneshot.search.match_kernel import MatchKernelGP
 from oneshot.search.options import SearcherOptions
 from oneshot.search.outliers import clip_low_outliers
-from oneshot.search.path_priority import ranked_combinations
+from oneshot.search.path_priority import Design, design_sampler, ranked_combinations
 from oneshot.search.saturating import SaturatingAdditiveModel
 from oneshot.search.surrogate import SurrogateSearcher
 from oneshot.space import Architecture
@@ -89,6 +91,7 @@ class ModelSelectOptions(SearcherOptions):
     """Options of :class:`ModelSelectSearcher`."""
 
     budget: int = Field(60, ge=2)
+    design: Design = "fair-balanced"
     quick_check: int | None = Field(18, ge=2)
     quick_ratio: float = Field(1.5, gt=0.0)
     first_check: int = Field(30, ge=2)
@@ -121,6 +124,9 @@ class ModelSelectSearcher(BudgetSearcher):
         space: the search space.
         budget: distinct architectures evaluated in all.
         seed: seed of the fair windows (and of the surrogate's candidates).
+        design: ``"fair-balanced"`` windows (default: layer pairs balanced across windows too, see
+            :class:`~oneshot.sampling.PairBalancedFairSampler`) or plain ``"fair"`` ones; the
+            surrogate branch continues from the same windows.
         quick_check, first_check, second_check: design sizes of the three model tests (at most
             0.3, half and three quarters of the budget; rounded down to whole fair windows, at
             least one; of tests of equal size only the last is made; ``quick_check=None``: no
@@ -152,7 +158,7 @@ class ModelSelectSearcher(BudgetSearcher):
 
     def _setup(self) -> None:
         window = self.space.window_size
-        self._sampler = FairSampler(self.space, seed=self.seed)
+        self._sampler = design_sampler(self.space, self.design, seed=self.seed)
         self._windows = 0  # fair windows drawn so far (empty ones included, as the surrogate counts)
         planned = [(self.quick_check, 0.3, self.quick_ratio), (self.first_check, 0.5, self.early_ratio),
                    (self.second_check, 0.75, self.late_ratio)]
@@ -286,6 +292,7 @@ class ModelSelectSearcher(BudgetSearcher):
             self.space,
             budget=self.budget,
             seed=self.seed,
+            design=self.design,
             top_k=self.top_k,
             max_tries=self.max_tries,
             clip_outliers=self.clip_outliers,

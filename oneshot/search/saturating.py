@@ -31,11 +31,10 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from oneshot.sampling import FairSampler
 from oneshot.search.base import BudgetSearcher, SearchError
 from oneshot.search.encoding import onehot_choices
 from oneshot.search.options import SearcherOptions
-from oneshot.search.path_priority import ranked_combinations
+from oneshot.search.path_priority import Design, design_sampler, ranked_combinations
 from oneshot.space import Architecture
 
 __all__ = ["SaturatingAdditiveModel", "SaturatingAdditiveOptions", "SaturatingAdditiveSearcher"]
@@ -130,6 +129,7 @@ class SaturatingAdditiveOptions(SearcherOptions):
     budget: int = Field(60, ge=2)
     ridge: float = Field(1.0, gt=0.0)
     saturating: bool = True
+    design: Design = "fair-balanced"
     top_k: int = Field(3, ge=1)
     max_tries: int = Field(1000, ge=1)
 
@@ -143,6 +143,9 @@ class SaturatingAdditiveSearcher(BudgetSearcher):
         seed: seed of the fair windows.
         ridge: weight of the Gaussian prior on the (layer, choice) effects (standardised units).
         saturating: fit ``y = a - exp(b - z)`` (``False``: plain additive ridge, ``y = z``).
+        design: ``"fair-balanced"`` windows (default; layer pairs balanced across windows, so the
+            effects are estimated nearly independently: :class:`~oneshot.sampling.PairBalancedFairSampler`)
+            or plain ``"fair"`` ones.
         top_k: number of architectures in ``result.top_k`` (highest scores).
         max_tries: with a constraint, how many combinations (highest score first) are tried.
     """
@@ -153,7 +156,7 @@ class SaturatingAdditiveSearcher(BudgetSearcher):
     options: SaturatingAdditiveOptions
 
     def _setup(self) -> None:
-        self._sampler = FairSampler(self.space, seed=self.seed)
+        self._sampler = design_sampler(self.space, self.design, seed=self.seed)
         self._evaluated: dict[Architecture, float] = {}
         self._design: list[Architecture] = []  # what the model is fitted on (not the final pick)
         self._window: list[Architecture] = []

@@ -42,7 +42,7 @@ from oneshot.search.base import BudgetSearcher, SearchError
 from oneshot.search.match_kernel import MatchKernelGP
 from oneshot.search.options import SearcherOptions
 from oneshot.search.outliers import clip_low_outliers
-from oneshot.search.path_priority import fair_design
+from oneshot.search.path_priority import Design, fair_design
 from oneshot.search.saturating import SaturatingAdditiveModel
 from oneshot.space import Architecture
 
@@ -73,6 +73,7 @@ class SurrogateOptions(SearcherOptions):
 
     budget: int = Field(60, ge=1)
     init_fraction: float = Field(0.3, gt=0.0, le=1.0)
+    design: Design = "fair"
     batch_size: int | None = Field(None, ge=1)
     beta: float = Field(0.5, ge=0.0)
     acquisition: Literal["ucb", "thompson"] = "ucb"
@@ -94,6 +95,8 @@ class SurrogateSearcher(BudgetSearcher):
         budget: number of distinct architectures evaluated in all.
         seed: seed of the fair windows and of the candidate sampling.
         init_fraction: share of the budget spent on whole fair windows (at least one window).
+        design: ``"fair"`` windows or ``"fair-balanced"`` ones, whose layer pairs are balanced across
+            windows too (:class:`~oneshot.sampling.PairBalancedFairSampler`).
         batch_size: architectures per :meth:`ask` after the design (default: ``budget // 15``,
             at least 1), i.e. per refit of the model and per call of a batch fitness.
         beta: initial weight of the posterior std in the acquisition (decays to 0 at the end).
@@ -120,7 +123,9 @@ class SurrogateSearcher(BudgetSearcher):
 
     def _setup(self) -> None:
         self.window_size = self.space.window_size
-        self._sampler, self.init_cycles = fair_design(self.space, self.budget, self.init_fraction, seed=self.seed)
+        self._sampler, self.init_cycles = fair_design(
+            self.space, self.budget, self.init_fraction, seed=self.seed, design=self.design
+        )
         self.batch_size = self.options.batch_size or max(1, self.budget // 15)
         self._cycle = 0
         self._evaluated: dict[Architecture, float] = {}

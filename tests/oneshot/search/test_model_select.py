@@ -60,8 +60,8 @@ def test_an_additive_table_without_noise_returns_the_best_measured():
 
 def test_an_additive_table_with_noise_returns_the_models_argmax_evaluated_last():
     table = _additive_table()
-    searcher = ModelSelectSearcher(table.space, budget=60, seed=0)
-    result = searcher.run(table.fitness(1.0, seed=0))
+    searcher = ModelSelectSearcher(table.space, budget=60, seed=1)  # seed 0's quick test picks the GP
+    result = searcher.run(table.fitness(1.0, seed=1))
     assert result.extras["branch"] == "saturating-noisy"
     assert result.extras["probes"] == 3 and result.extras["noise_ratio"] >= 0.1
     assert result.best == searcher._ranked(1)[0]  # the score's argmax, not the best measurement
@@ -72,20 +72,22 @@ def test_an_additive_table_with_noise_returns_the_models_argmax_evaluated_last()
 def test_a_table_with_interactions_goes_to_the_surrogate_as_if_it_had_run_alone():
     table = _interaction_table()
     fitness = table.fitness(1.0, seed=2)
-    result = ModelSelectSearcher(table.space, budget=40, seed=2, complexity_penalty=0.0).run(fitness)
+    # without the quick test (which hands this table over at 12 evaluations), the first test, at
+    # 20 evaluations = 5 fair windows of 4, hands over: the surrogate with that design
+    result = ModelSelectSearcher(table.space, budget=40, seed=2, complexity_penalty=0.0, quick_check=None).run(fitness)
     assert result.extras["branch"] == "surrogate"
-    # the quick test at 12 evaluations keeps the design (ratio below 1.5); the first, at 20
-    # evaluations = 5 fair windows of 4, hands over: the surrogate with that design
-    quick, first = result.extras["cv_error_ratios"]
-    assert quick <= 1.5 < first
-    alone = SurrogateSearcher(table.space, budget=40, seed=2, init_fraction=0.5).run(fitness)
+    (first,) = result.extras["cv_error_ratios"]
+    assert first > 1.5
+    alone = SurrogateSearcher(table.space, budget=40, seed=2, init_fraction=0.5, design="fair-balanced").run(fitness)
     assert [h.arch for h in result.history] == [h.arch for h in alone.history]
     assert result.best == alone.best
-    ensemble = ModelSelectSearcher(table.space, budget=40, seed=2, complexity_penalty=0.0, select="ensemble").run(fitness)
-    alone = SurrogateSearcher(table.space, budget=40, seed=2, init_fraction=0.5, select="ensemble").run(fitness)
+    ensemble = ModelSelectSearcher(
+        table.space, budget=40, seed=2, complexity_penalty=0.0, quick_check=None, select="ensemble"
+    ).run(fitness)
+    alone = SurrogateSearcher(table.space, budget=40, seed=2, init_fraction=0.5, design="fair-balanced", select="ensemble").run(fitness)
     assert ensemble.best == alone.best  # the option reaches the surrogate branch
-    penalised = ModelSelectSearcher(table.space, budget=40, seed=2).run(fitness)  # penalty 5: the default
-    alone = SurrogateSearcher(table.space, budget=40, seed=2, init_fraction=0.5, complexity_penalty=5.0).run(fitness)
+    penalised = ModelSelectSearcher(table.space, budget=40, seed=2, quick_check=None).run(fitness)  # penalty 5: the default
+    alone = SurrogateSearcher(table.space, budget=40, seed=2, init_fraction=0.5, design="fair-balanced", complexity_penalty=5.0).run(fitness)
     assert penalised.extras["cv_error_ratios"] == result.extras["cv_error_ratios"]  # the model test is not penalised
     assert [h.arch for h in penalised.history] == [h.arch for h in alone.history]
     assert [h.arch for h in penalised.history] != [h.arch for h in result.history]  # and it changes the search
@@ -102,7 +104,7 @@ def test_rejects_bad_options():
 def test_beats_random_search_on_a_table_with_interactions():
     """Over 30 seeds at 40 evaluations with noise sigma = 1 on a 7 x 3 table with interactions and
     a dead choice per component, its median percentile is at most half of random search's and it
-    wins (or ties) on at least 65 % of the seeds (measured: 1.42 % against 7.50 %, 26 of 30)."""
+    wins (or ties) on at least 65 % of the seeds (measured: 2.58 % against 7.50 %, 24 of 30)."""
     table = SyntheticTable(7, 3, seed=4)
     ours, theirs = percentiles_beside_random(table, ModelSelectSearcher, budget=40, sigma=1.0, seeds=range(30))
     assert statistics.median(ours) <= 0.5 * statistics.median(theirs)
@@ -113,13 +115,16 @@ def test_failed_measurements_do_not_make_noisy_ones_look_exact():
     """With chance-level measurements of disconnected cells in the design, the spread of all
     measurements is huge and the probes' residuals look small beside it: without clipping, noise
     sigma = 1 was taken as exact in 7 of 12 seeds (measured) on this cell table. Without the quick
-    test, more runs reach the noise test."""
+    test, more runs reach the noise test; with plain fair windows (with the default pair-balanced
+    ones, most unclipped runs go to the surrogate and never reach it)."""
     table = CellTable(4, 3, seed=5)
     branches = {True: [], False: []}
     for seed in range(12):
         fitness = table.fitness(1.0, seed=seed)
         for clip in (True, False):
-            options = {"quick_check": None} if clip else {"quick_check": None, "clip_outliers": None}
+            options = {"quick_check": None, "design": "fair"}
+            if not clip:
+                options["clip_outliers"] = None
             result = ModelSelectSearcher(table.space, budget=40, seed=seed, **options).run(fitness)
             branches[clip].append(result.extras["branch"])
     assert branches[True].count("saturating-exact") == 0
@@ -138,7 +143,7 @@ def test_the_quick_test_hands_over_to_the_surrogate_with_its_own_design():
     else:
         pytest.fail("no run handed over at the quick test")
     assert result.extras["branch"] == "surrogate" and result.extras["cv_error_ratios"][0] > 1.5
-    alone = SurrogateSearcher(table.space, budget=60, seed=seed, complexity_penalty=5.0).run(fitness)
+    alone = SurrogateSearcher(table.space, budget=60, seed=seed, complexity_penalty=5.0, design="fair-balanced").run(fitness)
     assert [h.arch for h in result.history] == [h.arch for h in alone.history]
     assert result.best == alone.best
 
