@@ -13,7 +13,13 @@ from oneshot.errors import (
     OneshotError,
 )
 from oneshot.evaluation import Evaluator, inference_on_batches
-from oneshot.sampling import FairSampler, Sampler, UniformSampler, build_sampler
+from oneshot.sampling import (
+    FairSampler,
+    PairBalancedFairSampler,
+    Sampler,
+    UniformSampler,
+    build_sampler,
+)
 from oneshot.space import Architecture, ChoiceLayer, LayerSpec, SearchSpace
 from oneshot.stats import average_ranks, kendall_tau_b, spearman_rho
 from oneshot.supernet import (
@@ -37,6 +43,7 @@ __all__ = [
     "DatasetError",
     "Evaluator",
     "FairSampler",
+    "PairBalancedFairSampler",
     "FlopsParams",
     "LayerSpec",
     "OneshotError",

@@ -4,6 +4,7 @@ import statistics
 import numpy as np
 import pytest
 
+from oneshot.sampling import FairSampler, PairBalancedFairSampler
 from oneshot.search import (
     SaturatingAdditiveModel,
     SaturatingAdditiveSearcher,
@@ -59,6 +60,15 @@ def test_the_design_uses_all_but_one_evaluation_and_the_pick_is_evaluated_last()
     if result.num_evaluated == 25:  # the pick was not in the design: it is the last evaluation
         assert result.history[-1].arch == result.best
     assert result.top_k[0] == result.best
+
+
+@pytest.mark.parametrize(("design", "sampler"), [("fair-balanced", PairBalancedFairSampler), ("fair", FairSampler)])
+def test_the_design_is_the_chosen_samplers_windows(design, sampler):
+    table = SyntheticTable(6, 3, seed=2)
+    result = SaturatingAdditiveSearcher(table.space, budget=25, seed=4, design=design).run(table.fitness(1.0, seed=0))
+    windows = sampler(table.space, seed=4)
+    expected = list(dict.fromkeys(a for _ in range(12) for a in windows.next_window()))[:24]
+    assert [h.arch for h in result.history][:24] == expected
 
 
 def test_the_pick_honours_a_constraint():
