@@ -24,6 +24,11 @@ with the rank percentile (% of the table strictly better) of what each variant r
 * ``no-clip``: ``model-select`` and ``surrogate`` as registered and with ``clip_outliers=None``
   (failed measurements fitted as measured), to show what clipping them changes.
 
+The variants built on ``model-select`` run it as registered, so with pair-balanced windows since
+that became its default design; the documented figures were measured before, with plain fair
+windows, which ``surrogate-first`` and ``top-third`` still draw (``--variants`` ``reference``
+with ``model-select.design=fair`` is not an option here: use ``benchmarks.noisy_search --variant``).
+
 The last four need a space small enough to enumerate (NAS-Bench-Macro, 8 x 3). Example::
 
     OMP_NUM_THREADS=1 python -m benchmarks.model_select_alternatives --macro PATH/nas-bench-macro_cifar10.json \\

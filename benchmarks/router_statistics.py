@@ -29,6 +29,10 @@ any interaction table). Example::
     OMP_NUM_THREADS=1 python -m benchmarks.router_statistics --shapes "" --cells 4x5 --table-seed 1 \\
         --first-seed 1000 --seeds 300 --out runs/router   # the same folder: the tables add up
 
+``--design`` chooses the windows: ``fair`` (default; model-select's design until it took
+pair-balanced windows, and the design of the documented runs) or ``fair-balanced`` (its design
+now, :class:`~oneshot.sampling.PairBalancedFairSampler`).
+
 Writes ``records.jsonl`` (appended as runs finish; a rerun skips the records already there, and
 runs of several invocations into one folder are summarised together) and ``summary.md``.
 """
@@ -44,11 +48,11 @@ from typing import Any
 import numpy as np
 
 from benchmarks.noisy_search import Table, add_table_arguments, limit_blas_threads, load_tables
-from oneshot.sampling import FairSampler
 from oneshot.search import MatchKernelGP, SaturatingAdditiveModel
 from oneshot.search.base import Evaluation
 from oneshot.search.model_select import cross_validated_error_ratio
 from oneshot.search.outliers import clip_low_outliers
+from oneshot.search.path_priority import Design, design_sampler
 from oneshot.space import Architecture
 
 STATISTICS = ("cv", "sat-vs-additive", "additive-vs-gp", "interaction-weight", "clipped")
@@ -56,9 +60,9 @@ COVERAGE = 0.95  # share of every interaction table's runs a router must keep on
 Predictor = Callable[[np.ndarray], np.ndarray]
 
 
-def fair_design(table: Table, seed: int, size: int) -> list[Architecture]:
-    """The first ``size`` distinct architectures of the fair windows of ``seed`` (model-select's design)."""
-    sampler = FairSampler(table.space, seed=seed)
+def fair_design(table: Table, seed: int, size: int, design: Design = "fair") -> list[Architecture]:
+    """The first ``size`` distinct architectures of the ``design`` windows of ``seed`` (model-select's design)."""
+    sampler = design_sampler(table.space, design, seed=seed)
     design: list[Architecture] = []
     while len(design) < size:
         design.extend(a for a in dict.fromkeys(sampler.next_window()) if a not in design)
@@ -92,15 +96,17 @@ def statistics_of(num_choices: tuple[int, ...], x: np.ndarray, measured: Sequenc
     }
 
 
-def run_one(table: Table, sigma: float, seed: int, sizes: Sequence[int]) -> dict[str, dict[str, float]]:
+def run_one(
+    table: Table, sigma: float, seed: int, sizes: Sequence[int], design: Design = "fair"
+) -> dict[str, dict[str, float]]:
     """``{str(n): statistics}`` of the first ``n`` fair evaluations, ``n`` rounded down to whole
     windows (at least one) as model-select rounds its tests; ``"evaluations"`` is the rounded size."""
     window = table.space.window_size
     rounded = {n: max(window, n // window * window) for n in sizes}
-    design = fair_design(table, seed, max(rounded.values()))
+    archs = fair_design(table, seed, max(rounded.values()), design)
     fitness = table.fitness(sigma, seed=seed)
-    measured = [Evaluation.from_value(fitness(a), arch=a).fitness for a in design]
-    x = np.array([a.choices for a in design], dtype=np.int64)
+    measured = [Evaluation.from_value(fitness(a), arch=a).fitness for a in archs]
+    x = np.array([a.choices for a in archs], dtype=np.int64)
     return {
         str(n): {**statistics_of(table.space.num_choices, x[:m], measured[:m]), "evaluations": m}
         for n, m in rounded.items()
@@ -153,6 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sigma", type=float, default=1.0)
     parser.add_argument("--sizes", default="18,30,45", help="design sizes (evaluations), comma-separated")
     parser.add_argument("--reference", default="NAS-Bench-Macro (8x3)", help="the saturating table (as named in the records)")
+    parser.add_argument("--design", choices=("fair", "fair-balanced"), default="fair", help="the windows (see above)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     limit_blas_threads(args.blas_threads)
@@ -167,13 +174,15 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     path = out / "records.jsonl"
     records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    records = [r for r in records if r.get("design", "fair") == args.design]  # one design per summary
     done = {(r["table"], r["sigma"], r["seed"]) for r in records}
     with path.open("a") as fh:
         for name, table in tables.items():
             for seed in range(args.first_seed, args.first_seed + args.seeds):
                 if (name, args.sigma, seed) in done:
                     continue
-                record = {"table": name, "sigma": args.sigma, "seed": seed, "statistics": run_one(table, args.sigma, seed, sizes)}
+                statistics = run_one(table, args.sigma, seed, sizes, args.design)
+                record = {"table": name, "sigma": args.sigma, "seed": seed, "design": args.design, "statistics": statistics}
                 fh.write(json.dumps(record) + "\n")
                 fh.flush()
                 records.append(record)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from benchmarks import router_statistics as rs
+from oneshot.search import build_searcher
 from oneshot.search.cell_tables import cell_table
 from oneshot.search.synthetic_tables import synthetic_table
 
@@ -36,6 +37,13 @@ def test_the_ratio_is_model_selects_test_on_its_fair_design():
     x = np.array([a.choices for a in design])
     assert stats == {**rs.statistics_of(table.space.num_choices, x, [fitness(a) for a in design]), "evaluations": 12}
     assert 0.0 <= stats["interaction-weight"] < 1.0
+
+
+def test_the_balanced_design_is_model_selects_default_design():
+    table = synthetic_table("6x3", seed=2)
+    result = build_searcher("model-select", table.space, budget=60, seed=4).run(table.fitness(1.0, seed=4))
+    assert [h.arch for h in result.history][:12] == rs.fair_design(table, 4, 12, "fair-balanced")
+    assert rs.fair_design(table, 4, 12, "fair-balanced") != rs.fair_design(table, 4, 12)
 
 
 def test_clipped_counts_chance_level_measurements():
