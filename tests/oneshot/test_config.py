@@ -30,7 +30,7 @@ def test_layering_defaults_preset_file_overrides(tmp_path):
         (["train.iterations=-1"], "train.iterations: Input should be greater than or equal to 0"),
         (["data.image_size=2"], "data.image_size: Input should be greater than or equal to 4"),
         (["nonsense=1"], "nonsense: unknown key"),
-        (["train.sampler=greedy"], "train.sampler: unknown sampler 'greedy'; available: fair, uniform"),
+        (["train.sampler=greedy"], "train.sampler: unknown sampler 'greedy'; available: fair, fair-balanced, uniform"),
     ],
 )
 def test_bad_values_name_the_field(overrides, message):
