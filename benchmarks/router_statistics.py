@@ -43,16 +43,17 @@ import argparse
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 
 from benchmarks.noisy_search import Table, add_table_arguments, limit_blas_threads, load_tables
+from oneshot.sampling import build_sampler
 from oneshot.search import MatchKernelGP, SaturatingAdditiveModel
 from oneshot.search.base import Evaluation
 from oneshot.search.model_select import cross_validated_error_ratio
 from oneshot.search.outliers import clip_low_outliers
-from oneshot.search.path_priority import Design, design_sampler
+from oneshot.search.path_priority import Design
 from oneshot.space import Architecture
 
 STATISTICS = ("cv", "sat-vs-additive", "additive-vs-gp", "interaction-weight", "clipped")
@@ -62,7 +63,7 @@ Predictor = Callable[[np.ndarray], np.ndarray]
 
 def fair_design(table: Table, seed: int, size: int, design: Design = "fair") -> list[Architecture]:
     """The first ``size`` distinct architectures of the ``design`` windows of ``seed`` (model-select's design)."""
-    sampler = design_sampler(table.space, design, seed=seed)
+    sampler = build_sampler(design, table.space, seed=seed)
     design: list[Architecture] = []
     while len(design) < size:
         design.extend(a for a in dict.fromkeys(sampler.next_window()) if a not in design)
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sigma", type=float, default=1.0)
     parser.add_argument("--sizes", default="18,30,45", help="design sizes (evaluations), comma-separated")
     parser.add_argument("--reference", default="NAS-Bench-Macro (8x3)", help="the saturating table (as named in the records)")
-    parser.add_argument("--design", choices=("fair", "fair-balanced"), default="fair", help="the windows (see above)")
+    parser.add_argument("--design", choices=get_args(Design), default="fair", help="the windows (see above)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     limit_blas_threads(args.blas_threads)

@@ -45,11 +45,12 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
+from oneshot.sampling import build_sampler
 from oneshot.search.base import BudgetSearcher, SearchError
 from oneshot.search.match_kernel import MatchKernelGP
 from oneshot.search.options import SearcherOptions
 from oneshot.search.outliers import clip_low_outliers
-from oneshot.search.path_priority import Design, design_sampler, ranked_combinations
+from oneshot.search.path_priority import Design, ranked_combinations
 from oneshot.search.saturating import SaturatingAdditiveModel
 from oneshot.search.surrogate import SurrogateSearcher
 from oneshot.space import Architecture
@@ -158,7 +159,7 @@ class ModelSelectSearcher(BudgetSearcher):
 
     def _setup(self) -> None:
         window = self.space.window_size
-        self._sampler = design_sampler(self.space, self.design, seed=self.seed)
+        self._sampler = build_sampler(self.design, self.space, seed=self.seed)
         self._windows = 0  # fair windows drawn so far (empty ones included, as the surrogate counts)
         planned = [(self.quick_check, 0.3, self.quick_ratio), (self.first_check, 0.5, self.early_ratio),
                    (self.second_check, 0.75, self.late_ratio)]

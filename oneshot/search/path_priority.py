@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from oneshot.sampling import FairSampler, PairBalancedFairSampler
+from oneshot.sampling import FairSampler, Sampler, build_sampler
 from oneshot.search.base import Searcher, SearchError
 from oneshot.search.options import SearcherOptions
 from oneshot.space import Architecture, SearchSpace
@@ -25,7 +25,6 @@ __all__ = [
     "PathPriorityOptions",
     "PathPrioritySearcher",
     "ScoreTable",
-    "design_sampler",
     "fair_design",
     "ranked_combinations",
 ]
@@ -69,27 +68,16 @@ class ScoreTable:
         return [[float(v) for v in row] for row in self.scores]
 
 
-Design = Literal["fair", "fair-balanced"]
-
-
-def design_sampler(space: SearchSpace, design: Design, *, seed: int) -> FairSampler:
-    """The sampler of a searcher's fair windows: ``"fair"`` (:class:`~oneshot.sampling.FairSampler`)
-    or ``"fair-balanced"`` (:class:`~oneshot.sampling.PairBalancedFairSampler`, layer pairs
-    balanced across windows too)."""
-    if design == "fair-balanced":
-        return PairBalancedFairSampler(space, seed=seed)
-    if design == "fair":
-        return FairSampler(space, seed=seed)
-    raise ValueError(f"unknown design {design!r}; use 'fair' or 'fair-balanced'")
+Design = Literal["fair", "fair-balanced"]  # the registered samplers whose windows are fair
 
 
 def fair_design(
     space: SearchSpace, budget: int, fraction: float, *, seed: int, design: Design = "fair"
-) -> tuple[FairSampler, int]:
+) -> tuple[Sampler, int]:
     """The fair-window phase of a searcher that models the evaluations afterwards: the sampler
-    of its windows (seeded; see :func:`design_sampler`) and their number, the whole windows that
-    fit in ``fraction`` of ``budget`` evaluations, at least one."""
-    return design_sampler(space, design, seed=seed), max(1, int(budget * fraction) // space.window_size)
+    of its windows (the registered sampler named ``design``, seeded) and their number, the whole
+    windows that fit in ``fraction`` of ``budget`` evaluations, at least one."""
+    return build_sampler(design, space, seed=seed), max(1, int(budget * fraction) // space.window_size)
 
 
 def ranked_combinations(scores: Sequence[Sequence[float]]) -> Iterator[tuple[int, ...]]:

@@ -31,10 +31,11 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
+from oneshot.sampling import build_sampler
 from oneshot.search.base import BudgetSearcher, SearchError
 from oneshot.search.encoding import onehot_choices
 from oneshot.search.options import SearcherOptions
-from oneshot.search.path_priority import Design, design_sampler, ranked_combinations
+from oneshot.search.path_priority import Design, ranked_combinations
 from oneshot.space import Architecture
 
 __all__ = ["SaturatingAdditiveModel", "SaturatingAdditiveOptions", "SaturatingAdditiveSearcher"]
@@ -156,7 +157,7 @@ class SaturatingAdditiveSearcher(BudgetSearcher):
     options: SaturatingAdditiveOptions
 
     def _setup(self) -> None:
-        self._sampler = design_sampler(self.space, self.design, seed=self.seed)
+        self._sampler = build_sampler(self.design, self.space, seed=self.seed)
         self._evaluated: dict[Architecture, float] = {}
         self._design: list[Architecture] = []  # what the model is fitted on (not the final pick)
         self._window: list[Architecture] = []
