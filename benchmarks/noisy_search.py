@@ -23,7 +23,9 @@ Run from the repository root, e.g.::
 Writes ``records.jsonl`` (one line per run, appended as runs finish), ``summary.json`` and
 ``results.md`` (a markdown table) into ``--out``. Runs split over processes (by searcher or by
 ``--first-seed``) are summarised together with ``--from-records A/records.jsonl --from-records
-B/records.jsonl --out C``; ``--seed-block 100`` adds the median of each 100 consecutive seeds,
+B/records.jsonl --out C``; ``--only-seeds N`` keeps the runs of seeds ``--first-seed`` .. ``--first-seed + N - 1`` (the first 100
+of a 400-seed run, beside searchers run on 100); ``--seed-block 100`` adds the median of each 100
+consecutive seeds,
 to show how far a median over 100 seeds moves between sets of seeds. ``--variant
 LABEL=NAME:key=value,...`` adds a searcher run with other options than its defaults, recorded
 under ``LABEL`` (e.g. ``--variant surrogate-small=surrogate:init_fraction=0.2``); ``--paired
@@ -347,10 +349,16 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="summarise these records.jsonl files together (runs split over searchers "
                              "or seeds) instead of running; FILE:name,name keeps only those searchers' "
                              "runs of FILE; repeatable")
+    parser.add_argument("--only-seeds", type=_positive_int, default=None, metavar="N",
+                        help="with --from-records: summarise only the runs of seeds first-seed .. "
+                             "first-seed + N - 1 (e.g. the first 100 of a 400-seed run, beside "
+                             "searchers run on 100)")
     parser.add_argument("--paired", action="append", default=[], type=_searcher_pair, metavar="A:B",
                         help="also compare searcher A with B on the seeds both ran (runs better / "
                              "equal / worse); repeatable")
     args = parser.parse_args(argv)
+    if args.only_seeds is not None and not args.from_records:
+        parser.error("--only-seeds keeps runs of --from-records; to run fewer seeds use --seeds")
     limit_blas_threads(args.blas_threads)
     pairs: list[tuple[str, str]] = args.paired
     command = "python " + " ".join(["benchmarks/noisy_search.py", *(argv if argv is not None else sys.argv[1:])])
@@ -358,6 +366,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         records = load_records(args.from_records)
+        if args.only_seeds is not None:
+            keep = range(args.first_seed, args.first_seed + args.only_seeds)
+            records = [r for r in records if r["seed"] in keep]
+            if not records:
+                raise SystemExit(f"error: --only-seeds: no run of seeds {keep.start}..{keep.stop - 1} in the records")
         summary = summarize(records, seed_block=args.seed_block)
         write_results(out, command, 0.0, summary, markdown(summary), paired_tables(records, pairs))
         return

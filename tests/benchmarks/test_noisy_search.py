@@ -68,6 +68,25 @@ def test_runs_split_over_seeds_summarise_like_one_run(tmp_path):
     assert summary("merged") == summary("all")
 
 
+def test_only_seeds_summarises_a_range_of_seeds_of_the_records(tmp_path):
+    ns = _module()
+    common = ["--shapes", "5x3", "--searchers", "random", "--budgets", "10", "--sigmas", "1"]
+    ns.main([*common, "--seeds", "4", "--out", str(tmp_path / "all")])
+    ns.main([*common, "--first-seed", "1", "--seeds", "2", "--out", str(tmp_path / "part")])
+    records = str(tmp_path / "all" / "records.jsonl")
+    ns.main(["--from-records", records, "--first-seed", "1", "--only-seeds", "2", "--out", str(tmp_path / "kept")])
+
+    def summary(name):
+        rows = json.loads((tmp_path / name / "summary.json").read_text())["summary"]
+        return [(row["runs"], row["median_percentile"], row["ci95"]) for row in rows]
+
+    assert summary("kept") == summary("part") and summary("kept")[0][0] == 2
+    with pytest.raises(SystemExit, match="no run of seeds 10..11"):
+        ns.main(["--from-records", records, "--first-seed", "10", "--only-seeds", "2", "--out", str(tmp_path / "x")])
+    with pytest.raises(SystemExit):
+        ns.main([*common, "--only-seeds", "2", "--out", str(tmp_path / "y")])
+
+
 def test_a_bad_records_file_is_a_one_line_error(tmp_path):
     ns = _module()
     bad = tmp_path / "records.jsonl"
