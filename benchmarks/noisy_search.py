@@ -23,10 +23,10 @@ Run from the repository root, e.g.::
 Writes ``records.jsonl`` (one line per run, appended as runs finish), ``summary.json`` and
 ``results.md`` (a markdown table) into ``--out``. Runs split over processes (by searcher or by
 ``--first-seed``) are summarised together with ``--from-records A/records.jsonl --from-records
-B/records.jsonl --out C``; ``--only-seeds N`` keeps the runs of seeds ``--first-seed`` .. ``--first-seed + N - 1`` (the first 100
-of a 400-seed run, beside searchers run on 100); ``--seed-block 100`` adds the median of each 100
-consecutive seeds,
-to show how far a median over 100 seeds moves between sets of seeds. ``--variant
+B/records.jsonl --out C``; ``--only-seeds N`` keeps the runs of seeds ``--first-seed`` ..
+``--first-seed + N - 1`` (the first 100 of a 400-seed run, beside searchers run on 100);
+``--seed-block 100`` adds the median of each 100 consecutive seeds, to show how far a median over
+100 seeds moves between sets of seeds. ``--variant
 LABEL=NAME:key=value,...`` adds a searcher run with other options than its defaults, recorded
 under ``LABEL`` (e.g. ``--variant surrogate-small=surrogate:init_fraction=0.2``); ``--paired
 A:B`` adds, per table, how often A returned a better, equally good or worse architecture than B
