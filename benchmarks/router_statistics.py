@@ -64,10 +64,10 @@ Predictor = Callable[[np.ndarray], np.ndarray]
 def fair_design(table: Table, seed: int, size: int, design: Design = "fair") -> list[Architecture]:
     """The first ``size`` distinct architectures of the ``design`` windows of ``seed`` (model-select's design)."""
     sampler = build_sampler(design, table.space, seed=seed)
-    design: list[Architecture] = []
-    while len(design) < size:
-        design.extend(a for a in dict.fromkeys(sampler.next_window()) if a not in design)
-    return design[:size]
+    archs: list[Architecture] = []
+    while len(archs) < size:
+        archs.extend(a for a in dict.fromkeys(sampler.next_window()) if a not in archs)
+    return archs[:size]
 
 
 def statistics_of(num_choices: tuple[int, ...], x: np.ndarray, measured: Sequence[float]) -> dict[str, float]:
