@@ -40,7 +40,9 @@ The last four need a space small enough to enumerate (NAS-Bench-Macro, 8 x 3). E
         --shapes 8x3 --table-seed 104 --first-seed 1000 --seeds 100 --out runs/ms-alternatives-104
 
 Writes ``records.jsonl`` (appended as runs finish; a rerun skips the records already there) and
-prints the median and the share of runs in the top 1 % of every variant per table.
+prints the median and the share of runs in the top 1 % of every variant per table, with the runs
+where it returned a better / equal / worse architecture than ``model-select`` on the same seed
+(``hedged-runs``: how many runs hedged).
 """
 
 from __future__ import annotations
