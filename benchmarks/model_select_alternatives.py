@@ -203,7 +203,7 @@ class HedgedSearcher(ModelSelectSearcher):
 
     def __init__(self, *args: Any, ratio: float = 2.5, noise: float = 0.3, every: int = 2, reserve: int = 8, **kwargs: Any) -> None:
         self.hedge = (ratio, noise, every, reserve)
-        self.hedged, self._noise_share, self._batches, self._window_pending = False, None, 0, False
+        self.hedged, self._noise_to_spread, self._batches, self._window_pending = False, None, 0, False
         super().__init__(*args, **kwargs)
 
     def _decide(self) -> None:
@@ -211,13 +211,13 @@ class HedgedSearcher(ModelSelectSearcher):
         y = self._values(archs)
         if len(y) >= 4 and float(y.std()) > 0.0:
             x = np.array([a.choices for a in archs], dtype=np.int64)
-            self._noise_share = MatchKernelGP(self.space.num_choices).fit(x, y).noise_std / float(y.std())
+            self._noise_to_spread = MatchKernelGP(self.space.num_choices).fit(x, y).noise_std / float(y.std())
         super()._decide()
 
     def _start_surrogate(self) -> None:
         super()._start_surrogate()
         ratio, noise, _, _ = self.hedge
-        self.hedged = self._noise_share is not None and self._ratios[-1] < ratio and self._noise_share > noise
+        self.hedged = self._noise_to_spread is not None and self._ratios[-1] < ratio and self._noise_to_spread > noise
 
     def _surrogate_ask(self) -> list[Architecture]:
         _, _, every, reserve = self.hedge
