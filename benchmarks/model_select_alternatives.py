@@ -202,29 +202,24 @@ class HedgedSearcher(ModelSelectSearcher):
     """``model-select`` whose surrogate branch interleaves fair windows when the evidence is weak."""
 
     def __init__(self, *args: Any, ratio: float = 2.5, noise: float = 0.3, every: int = 2, reserve: int = 8, **kwargs: Any) -> None:
-        self.hedge = (ratio, noise, every, reserve)
-        self.hedged, self._noise_to_spread, self._batches, self._window_pending = False, None, 0, False
+        self.hedge_ratio, self.hedge_noise, self.hedge_every, self.hedge_reserve = ratio, noise, every, reserve
+        self.hedged, self._batches, self._window_pending = False, 0, False
         super().__init__(*args, **kwargs)
-
-    def _decide(self) -> None:
-        archs = list(self._evaluated)
-        y = self._values(archs)
-        if len(y) >= 4 and float(y.std()) > 0.0:
-            x = np.array([a.choices for a in archs], dtype=np.int64)
-            self._noise_to_spread = MatchKernelGP(self.space.num_choices).fit(x, y).noise_std / float(y.std())
-        super()._decide()
 
     def _start_surrogate(self) -> None:
         super()._start_surrogate()
-        ratio, noise, _, _ = self.hedge
-        self.hedged = self._noise_to_spread is not None and self._ratios[-1] < ratio and self._noise_to_spread > noise
+        archs = list(self._evaluated)  # the design of the test that chose the surrogate
+        y = self._values(archs)
+        if len(y) >= 4 and float(y.std()) > 0.0 and self._ratios[-1] < self.hedge_ratio:
+            x = np.array([a.choices for a in archs], dtype=np.int64)
+            noise_to_spread = MatchKernelGP(self.space.num_choices).fit(x, y).noise_std / float(y.std())
+            self.hedged = noise_to_spread > self.hedge_noise
 
     def _surrogate_ask(self) -> list[Architecture]:
-        _, _, every, reserve = self.hedge
         self._batches += 1
         remaining = self.budget - len(self._evaluated)
-        if self.hedged and self._batches % every == 0 and remaining > reserve:
-            window = self._next_window(limit=remaining - reserve)
+        if self.hedged and self._batches % self.hedge_every == 0 and remaining > self.hedge_reserve:
+            window = self._next_window(limit=remaining - self.hedge_reserve)
             if window:
                 self._window_pending = True
                 return window
