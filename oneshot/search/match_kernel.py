@@ -11,6 +11,13 @@ pair of (layer, choice) (pairwise interactions), plus a short-range term for hig
 The kernel is computed with one matrix product of one-hot encodings, so its cost does not grow
 with the number of pairs. ``s2`` is profiled out of the marginal likelihood; ``w_pair``,
 ``w_local`` and the noise share are chosen on a small grid by marginal likelihood at every refit.
+
+Where every layer has the same choices (the same op list at every layer, as in most NAS spaces),
+``shared_grid`` adds kernels in which a share ``w_shared`` of the whole is an effect shared by a
+choice index across layers, ``sum_c n_c(a) n_c(b) / L^2`` (``n_c``: layers with choice ``c``), so
+the others are scaled by ``1 - w_shared``. It is the GP form of ``w[l, c] = s[c] + d[l, c]``: an op
+that helps one layer tends to help the others. The marginal likelihood weighs the kernels with
+and without it, so a table without such an effect falls back to the plain kernel.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import numpy as np
 from oneshot.search.base import SearchError
 from oneshot.search.encoding import onehot_choices
 
-__all__ = ["MatchKernelGP"]
+__all__ = ["MatchKernelGP", "shared_grid"]
 
 _LOCAL_LENGTH = 0.15
 _PAIR_GRID = (0.0, 0.3, 0.6)
@@ -31,13 +38,19 @@ _LOCAL_GRID = (0.0, 0.2)
 _NOISE_GRID = (0.001, 0.01, 0.05, 0.15, 0.3, 0.6)
 
 
+def shared_grid(weight: float) -> tuple[float, ...]:
+    """The ``shared_grid`` of a searcher's ``shared_weight``: without (and, if ``weight > 0``, with)."""
+    return (0.0, float(weight)) if weight > 0 else (0.0,)
+
+
 class MatchKernelGP:
     """A GP on categorical architectures with the matching-layer kernel (module docstring).
 
     Fit on ``(n, L)`` integer choices and fitness values; predicts the posterior mean and standard
-    deviation (in fitness units) of ``(N, L)`` choices. ``pair_grid``, ``local_grid`` and
-    ``noise_grid`` are the hyperparameter values tried at each fit (e.g. ``pair_grid=(0.0,),
-    local_grid=(0.0,)`` is the purely additive model).
+    deviation (in fitness units) of ``(N, L)`` choices. ``pair_grid``, ``local_grid``,
+    ``noise_grid`` and ``shared_grid`` are the hyperparameter values tried at each fit (e.g.
+    ``pair_grid=(0.0,), local_grid=(0.0,)`` is the purely additive model; ``shared_grid`` is
+    ``(0.0,)`` where the layers have different numbers of choices).
     """
 
     def __init__(
@@ -48,15 +61,33 @@ class MatchKernelGP:
         pair_grid: tuple[float, ...] = _PAIR_GRID,
         local_grid: tuple[float, ...] = _LOCAL_GRID,
         noise_grid: tuple[float, ...] = _NOISE_GRID,
+        shared_grid: tuple[float, ...] = (0.0,),
     ) -> None:
         self.num_choices = num_choices
         self.complexity_penalty = float(complexity_penalty)
-        self.grids = (tuple(pair_grid), tuple(local_grid), tuple(noise_grid))
         self.num_layers = len(num_choices)
-        self.params: tuple[float, float, float] = (0.3, 0.0, 0.1)  # w_pair, w_local, noise share
+        # a shared effect per choice index needs the same choices at every layer
+        self.shares_choices = len(set(num_choices)) == 1 and self.num_layers > 1
+        if not self.shares_choices:
+            shared_grid = (0.0,)
+        self.grids = (tuple(pair_grid), tuple(local_grid), tuple(noise_grid), tuple(shared_grid))
+        self.params: tuple[float, float, float, float] = (0.3, 0.0, 0.1, 0.0)  # w_pair, w_local, noise, w_shared
 
     def onehot(self, choices: np.ndarray) -> np.ndarray:
         return onehot_choices(choices, self.num_choices)
+
+    def _counts_product(self, xa: np.ndarray, xb: np.ndarray) -> np.ndarray:
+        """``sum_c n_c(a) n_c(b) / L^2``: ``n_c`` = layers with choice ``c`` (one-hot rows in)."""
+        big_l, k = self.num_layers, self.num_choices[0]
+        ca = xa.reshape(len(xa), big_l, k).sum(axis=1)
+        cb = xb.reshape(len(xb), big_l, k).sum(axis=1)
+        return (ca @ cb.T) / big_l**2
+
+    def _kernel(self, xa: np.ndarray, xb: np.ndarray, matches: np.ndarray, w_pair: float, w_local: float, w_shared: float) -> np.ndarray:
+        shape = self._shape(matches, w_pair, w_local)
+        if w_shared > 0:
+            shape = (1.0 - w_shared) * shape + w_shared * self._counts_product(xa, xb)
+        return shape
 
     def _shape(self, matches: np.ndarray, w_pair: float, w_local: float) -> np.ndarray:
         """The kernel shape of a matrix of match counts (a look-up: ``m`` is an integer)."""
@@ -70,7 +101,8 @@ class MatchKernelGP:
 
     def prior(self, xa: np.ndarray, xb: np.ndarray) -> np.ndarray:
         """Prior covariance (in units of ``s2``, without noise) of one-hot encoded rows."""
-        return (1.0 - self.params[2]) * self._shape(xa @ xb.T, *self.params[:2]) + 1.0 / len(self.x)
+        w_pair, w_local, noise, w_shared = self.params
+        return (1.0 - noise) * self._kernel(xa, xb, xa @ xb.T, w_pair, w_local, w_shared) + 1.0 / len(self.x)
 
     def fit(self, choices: np.ndarray, y: np.ndarray | Sequence[float], *, tune: bool = True) -> MatchKernelGP:
         self.x = self.onehot(choices)
@@ -81,14 +113,14 @@ class MatchKernelGP:
         matches = self.x @ self.x.T
         n = len(z)
         candidates = (
-            [(p, q, e) for p in self.grids[0] for q in self.grids[1] for e in self.grids[2] if p + q < 1]
+            [(p, q, e, r) for p in self.grids[0] for q in self.grids[1] for e in self.grids[2] for r in self.grids[3] if p + q < 1]
             if tune and n >= 4
             else [self.params]
         )
         best: tuple[float, Any] | None = None
-        self._fits: list[tuple[float, tuple[float, float, float], np.ndarray]] = []
-        for w_pair, w_local, noise in candidates:
-            shape = self._shape(matches, w_pair, w_local)
+        self._fits: list[tuple[float, tuple[float, float, float, float], np.ndarray]] = []
+        for w_pair, w_local, noise, w_shared in candidates:
+            shape = self._kernel(self.x, self.x, matches, w_pair, w_local, w_shared)
             # kernel in units of the profiled amplitude s2: s2 * (shape + noise I); a constant
             # term of 1 stands for the unknown mean
             k = (1.0 - noise) * shape + noise * np.eye(n) + 1.0 / n
@@ -100,13 +132,13 @@ class MatchKernelGP:
             s2 = max(float(z @ alpha0) / n, 1e-6)
             nll = 0.5 * n * np.log(s2) + float(np.log(np.diag(chol)).sum())
             nll += self.complexity_penalty * ((w_pair > 0) + (w_local > 0))
-            self._fits.append((nll, (w_pair, w_local, noise), alpha0))
+            self._fits.append((nll, (w_pair, w_local, noise, w_shared), alpha0))
             if best is None or nll < best[0] - 1e-9:
-                best = (nll, (w_pair, w_local, noise, chol, alpha0, s2))
+                best = (nll, (w_pair, w_local, noise, w_shared, chol, alpha0, s2))
         if best is None:
             raise SearchError("surrogate: the kernel matrix is not positive definite")
-        w_pair, w_local, noise, chol, self.alpha, self.s2 = best[1]
-        self.params = (w_pair, w_local, noise)
+        w_pair, w_local, noise, w_shared, chol, self.alpha, self.s2 = best[1]
+        self.params = (w_pair, w_local, noise, w_shared)
         self.chol_inv = np.linalg.inv(chol)  # predictions are then matrix products
         return self
 
@@ -116,7 +148,12 @@ class MatchKernelGP:
         cross = self.prior(xq, self.x)
         mean = cross @ self.alpha
         v = self.chol_inv @ cross.T
-        prior = (1.0 - self.params[2]) + 1.0 / len(self.x)
+        w_shared = self.params[3]
+        diagonal = 1.0 - w_shared
+        if w_shared > 0:
+            counts = xq.reshape(len(xq), self.num_layers, -1).sum(axis=1)
+            diagonal = diagonal + w_shared * (counts * counts).sum(axis=1) / self.num_layers**2
+        prior = (1.0 - self.params[2]) * diagonal + 1.0 / len(self.x)
         var = np.maximum(prior - (v * v).sum(axis=0), 1e-12)
         return self.y_mean + self.y_std * mean, self.y_std * np.sqrt(self.s2 * var), v
 
@@ -128,7 +165,7 @@ class MatchKernelGP:
         return weights / weights.sum()
 
     @property
-    def grid_params(self) -> list[tuple[float, float, float]]:
+    def grid_params(self) -> list[tuple[float, float, float, float]]:
         """``(w_pair, w_local, noise share)`` of every kernel of the last fit's grid."""
         return [f[1] for f in self._fits]
 
@@ -142,9 +179,9 @@ class MatchKernelGP:
         matches = xq @ self.x.T
         weights = self.grid_weights()
         mean = np.zeros(len(xq))
-        for w, (_, (w_pair, w_local, noise), alpha) in zip(weights, self._fits, strict=True):
+        for w, (_, (w_pair, w_local, noise, w_shared), alpha) in zip(weights, self._fits, strict=True):
             if w > 1e-4:
-                cross = (1.0 - noise) * self._shape(matches, w_pair, w_local) + 1.0 / len(self.x)
+                cross = (1.0 - noise) * self._kernel(xq, self.x, matches, w_pair, w_local, w_shared) + 1.0 / len(self.x)
                 mean += w * (cross @ alpha)
         return self.y_mean + self.y_std * mean / weights[weights > 1e-4].sum()
 

@@ -39,7 +39,7 @@ import numpy as np
 from pydantic import Field
 
 from oneshot.search.base import BudgetSearcher, SearchError
-from oneshot.search.match_kernel import MatchKernelGP
+from oneshot.search.match_kernel import MatchKernelGP, shared_grid
 from oneshot.search.options import SearcherOptions
 from oneshot.search.outliers import clip_low_outliers
 from oneshot.search.path_priority import Design, fair_design
@@ -78,6 +78,7 @@ class SurrogateOptions(SearcherOptions):
     beta: float = Field(0.5, ge=0.0)
     acquisition: Literal["ucb", "thompson"] = "ucb"
     complexity_penalty: float = 0.0
+    shared_weight: float = Field(0.0, ge=0.0, lt=1.0)
     model_average: bool = True
     select: Literal["posterior", "ensemble"] = "posterior"
     clip_outliers: float | None = Field(6.0, gt=0.0)
@@ -104,6 +105,9 @@ class SurrogateSearcher(BudgetSearcher):
         num_random: random candidates per batch in larger spaces.
         complexity_penalty: nats added to the negative log marginal likelihood of a kernel for each
             of its pairwise and local terms (0: plain marginal likelihood).
+        shared_weight: with the same choices at every layer, the kernel may also give this share of
+            its additive part to effects shared by a choice index across layers (the marginal
+            likelihood weighs the kernels with and without; 0: never; see :class:`MatchKernelGP`).
         model_average: select by the posterior mean averaged over the hyperparameter grid
             (``False``: the mean of the most likely hyperparameters).
         select: ``"posterior"``: return the evaluated architecture of best posterior mean;
@@ -176,7 +180,9 @@ class SurrogateSearcher(BudgetSearcher):
     def _model(self) -> MatchKernelGP:
         if self._gp is None:
             _, x, y = self._measurements()
-            self._gp = MatchKernelGP(self.space.num_choices, complexity_penalty=self.complexity_penalty).fit(x, y)
+            self._gp = MatchKernelGP(
+                self.space.num_choices, complexity_penalty=self.complexity_penalty, shared_grid=shared_grid(self.shared_weight)
+            ).fit(x, y)
         return self._gp
 
     def _candidates(self, rng: np.random.Generator, gp: MatchKernelGP, beta: float) -> np.ndarray:

@@ -13,6 +13,7 @@ from oneshot.search import (
     ensemble_scores,
 )
 from oneshot.search.cell_tables import CellTable
+from oneshot.search.match_kernel import shared_grid
 from oneshot.search.synthetic_tables import SyntheticTable
 from oneshot.search.testing import (
     CountingFitness,
@@ -49,6 +50,42 @@ def test_gp_recovers_pairwise_function():
     weights = gp.grid_weights()
     assert len(weights) == len(gp.grid_params) and weights.sum() == pytest.approx(1.0)
     assert gp.grid_params[int(np.argmax(weights))] == gp.params  # the most likely kernel is the fitted one
+
+
+def test_gp_shared_kernel_finds_an_effect_shared_across_layers_and_drops_an_absent_one():
+    grid = np.array(list(itertools.product(range(3), repeat=6)))
+    rng = np.random.default_rng(1)
+    train = rng.choice(len(grid), size=40, replace=False)
+    shared = np.array([-1.0, 0.2, 0.5])[grid].sum(axis=1) + rng.normal(scale=0.05, size=len(grid))
+    gp = MatchKernelGP((3,) * 6, shared_grid=shared_grid(0.5)).fit(grid[train], shared[train])
+    assert gp.params[3] == 0.5
+    assert np.corrcoef(gp.averaged_mean(grid), shared)[0, 1] > 0.95
+    # independent effects whose choice indices mean nothing across layers: plain kernel
+    independent = np.array([rng.permutation([-1.0, 0.2, 0.5]) for _ in range(6)])[np.arange(6), grid].sum(axis=1)
+    assert MatchKernelGP((3,) * 6, shared_grid=(0.0, 0.5)).fit(grid[train], independent[train]).params[3] == 0.0
+    # layers with different choices never share
+    assert MatchKernelGP((3, 2), shared_grid=(0.0, 0.5)).grids[3] == (0.0,)
+    assert shared_grid(0.0) == (0.0,)
+
+
+def test_gp_shared_kernel_predicts_the_posterior_of_its_kernel():
+    """Mean and std of :meth:`MatchKernelGP.predict` with a shared term are the GP formulas with the
+    kernel of :meth:`MatchKernelGP.prior`."""
+    rng = np.random.default_rng(2)
+    x, xq = rng.integers(0, 3, size=(15, 5)), rng.integers(0, 3, size=(7, 5))
+    y = rng.normal(size=15)
+    gp = MatchKernelGP((3,) * 5, shared_grid=(0.5,)).fit(x, y, tune=False)
+    gp.params = (0.3, 0.0, 0.1, 0.5)
+    gp.fit(x, y, tune=False)
+    ox, oq = gp.onehot(x), gp.onehot(xq)
+    noise = gp.params[2]
+    k = gp.prior(ox, ox) + noise * np.eye(15)
+    kq = gp.prior(oq, ox)
+    z = (y - y.mean()) / y.std()
+    mean, std, _ = gp.predict(xq)
+    np.testing.assert_allclose(mean, y.mean() + y.std() * kq @ np.linalg.solve(k, z), atol=1e-8)
+    var = np.diag(gp.prior(oq, oq)) - np.einsum("ij,ji->i", kq, np.linalg.solve(k, kq.T))
+    np.testing.assert_allclose(std, y.std() * np.sqrt(gp.s2 * var), rtol=1e-6)
 
 
 def test_thompson_acquisition_runs_and_differs_from_ucb():
