@@ -13,6 +13,11 @@ table rather than among the leaders. This searcher therefore:
 
    fitted by Levenberg-Marquardt on standardised ``y`` with a ridge penalty ``ridge * |w|^2``
    (a Gaussian prior on the effects). With ``saturating=False`` the model is plain additive ridge.
+   With ``deviation_ridge`` (and the same choices at every layer), each effect is a shared effect
+   of its choice index plus the layer's deviation, ``w[l, c] = s[c] + d[l, c]``, penalised by
+   ``ridge * |s|^2 + deviation_ridge * |d|^2``: in NAS spaces the same op list sits at every layer
+   and an op that helps one layer tends to help the others, so a few noisy measurements of each
+   layer borrow strength from all layers.
 3. **Returns** the architecture of the highest score ``z``: the per-layer argmax of ``w`` (or, with
    a constraint, the best feasible combination in decreasing score), evaluated with the last
    evaluation of the budget. It is usually *not* one of the design's architectures.
@@ -49,15 +54,29 @@ class SaturatingAdditiveModel:
     Fit on ``(n, L)`` integer choices and ``(n,)`` fitness values; :attr:`effects` then holds one
     array per layer (``effects[l][c]`` is the score of choice ``c`` at layer ``l``, in the model's
     standardised units). With ``saturating=False`` it is ridge regression on the same features.
+    ``deviation_ridge`` (``None``: off) adds a shared effect per choice index (module docstring);
+    it is ignored where the layers have different numbers of choices.
     """
 
-    def __init__(self, num_choices: tuple[int, ...], *, ridge: float = 1.0, saturating: bool = True) -> None:
+    def __init__(
+        self,
+        num_choices: tuple[int, ...],
+        *,
+        ridge: float = 1.0,
+        saturating: bool = True,
+        deviation_ridge: float | None = None,
+    ) -> None:
         if ridge <= 0:
             raise ValueError(f"ridge must be > 0, got {ridge}")
+        if deviation_ridge is not None and deviation_ridge <= 0:
+            raise ValueError(f"deviation_ridge must be > 0 or None, got {deviation_ridge}")
         self.num_choices = tuple(int(k) for k in num_choices)
         self.offsets = np.cumsum([0, *self.num_choices])[:-1]
         self.ridge = float(ridge)
         self.saturating = saturating
+        # a shared effect per choice index needs the same number of choices at every layer
+        shares = len(set(self.num_choices)) == 1 and len(self.num_choices) > 1
+        self.deviation_ridge = float(deviation_ridge) if deviation_ridge is not None and shares else None
         self.weights = np.zeros(int(sum(self.num_choices)))
         self.shape_params = (0.0, 0.0)  # a, b (standardised units)
         self.y_mean, self.y_std = 0.0, 1.0  # the standardisation of the fitted values
@@ -68,16 +87,23 @@ class SaturatingAdditiveModel:
         return onehot_choices(choices, self.num_choices)
 
     def fit(self, choices: np.ndarray, y: np.ndarray) -> SaturatingAdditiveModel:
-        x = self.features(choices)
+        choices = np.asarray(choices, dtype=np.int64)
+        onehot = self.features(choices)
+        if self.deviation_ridge is None:
+            x, ridges = onehot, np.full(onehot.shape[1], self.ridge)
+        else:  # [counts of each choice index | one-hot]: shared effects, then each layer's deviation
+            counts = np.stack([(choices == c).sum(axis=1) for c in range(self.num_choices[0])], axis=1)
+            x = np.c_[counts.astype(float), onehot]
+            ridges = np.r_[np.full(counts.shape[1], self.ridge), np.full(onehot.shape[1], self.deviation_ridge)]
         y = np.asarray(y, dtype=float)
         sd = float(y.std()) or 1.0
         self.y_mean, self.y_std = float(y.mean()), sd
         t = (y - y.mean()) / sd
         n, p = x.shape
         if not self.saturating:
-            self.weights = np.linalg.solve(x.T @ x + self.ridge * np.eye(p), x.T @ t)
+            self._set_weights(np.linalg.solve(x.T @ x + np.diag(ridges), x.T @ t))
             return self
-        penalty = np.r_[0.0, 0.0, np.full(p, self.ridge)]
+        penalty = np.r_[0.0, 0.0, ridges]
         theta = np.r_[t.max() + 0.5, np.log(t.max() + 0.5 - t.mean()), np.zeros(p)]
 
         def objective(th: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -104,8 +130,16 @@ class SaturatingAdditiveModel:
                 if damping > 1e8:
                     break
         self.shape_params = (float(theta[0]), float(theta[1]))
-        self.weights = theta[2:]
+        self._set_weights(theta[2:])
         return self
+
+    def _set_weights(self, coefficients: np.ndarray) -> None:
+        """Per-(layer, choice) weights from the fitted coefficients (shared effects added in)."""
+        if self.deviation_ridge is None:
+            self.weights = coefficients
+        else:
+            k = self.num_choices[0]
+            self.weights = coefficients[k:] + np.tile(coefficients[:k], len(self.num_choices))
 
     @property
     def effects(self) -> list[np.ndarray]:
@@ -129,6 +163,7 @@ class SaturatingAdditiveOptions(SearcherOptions):
 
     budget: int = Field(60, ge=2)
     ridge: float = Field(1.0, gt=0.0)
+    deviation_ridge: float | None = Field(None, gt=0.0)
     saturating: bool = True
     design: Design = "fair-balanced"
     top_k: int = Field(3, ge=1)
@@ -143,6 +178,9 @@ class SaturatingAdditiveSearcher(BudgetSearcher):
         budget: evaluations in all: ``budget - 1`` for the design, one for the returned architecture.
         seed: seed of the fair windows.
         ridge: weight of the Gaussian prior on the (layer, choice) effects (standardised units).
+        deviation_ridge: with the same choices at every layer, effects are a shared effect per
+            choice index plus each layer's deviation, penalised with this weight (``None``: off;
+            see :class:`SaturatingAdditiveModel`).
         saturating: fit ``y = a - exp(b - z)`` (``False``: plain additive ridge, ``y = z``).
         design: ``"fair-balanced"`` windows (default; layer pairs balanced across windows, so the
             effects are estimated nearly independently: :class:`~oneshot.sampling.PairBalancedFairSampler`)
@@ -204,7 +242,9 @@ class SaturatingAdditiveSearcher(BudgetSearcher):
                 raise SearchError(f"{self.name}: nothing was evaluated")
             x = np.array([a.choices for a in design], dtype=np.int64)
             y = np.array([self._evaluated[a] for a in design])
-            self._model = SaturatingAdditiveModel(self.space.num_choices, ridge=self.ridge, saturating=self.saturating).fit(x, y)
+            self._model = SaturatingAdditiveModel(
+                self.space.num_choices, ridge=self.ridge, saturating=self.saturating, deviation_ridge=self.deviation_ridge
+            ).fit(x, y)
         return self._model
 
     def _ranked(self, k: int) -> list[Architecture]:

@@ -50,6 +50,51 @@ def test_without_saturation_it_is_ridge_regression():
     np.testing.assert_allclose(model.weights, np.linalg.solve(f.T @ f + 2.0 * np.eye(12), f.T @ t))
 
 
+def test_shared_effects_are_a_hierarchical_ridge_over_choice_indices():
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 3, size=(40, 4))
+    y = rng.normal(size=40)
+    model = SaturatingAdditiveModel((3,) * 4, ridge=2.0, saturating=False, deviation_ridge=5.0).fit(x, y)
+    f = model.features(x)
+    counts = np.stack([(x == c).sum(axis=1) for c in range(3)], axis=1)
+    full = np.c_[counts, f]
+    t = (y - y.mean()) / y.std()
+    coef = np.linalg.solve(full.T @ full + np.diag([2.0] * 3 + [5.0] * 12), full.T @ t)
+    np.testing.assert_allclose(model.weights, coef[3:] + np.tile(coef[:3], 4))
+    np.testing.assert_allclose(model.score(x), full @ coef)
+
+
+def test_shared_effects_borrow_strength_across_layers():
+    """Every layer ranks its choices alike (one bad choice, the best one better by less than the
+    noise), with layer-specific strengths, as NAS-Bench-Macro's layers do: over 30 designs of 59 noisy
+    measurements, the shared effect (``deviation_ridge=10``) returns the table's best architecture
+    at least 5 times more often than independent effects (16 against 8 when written)."""
+    grid = np.array(list(itertools.product(range(3), repeat=8)))
+    rng = np.random.default_rng(0)
+    effects = np.array([-0.5, 0.12, 0.3]) * np.linspace(0.65, 0.25, 8)[:, None] + rng.normal(scale=0.02, size=(8, 3))
+    y = 93.5 - 3.0 * np.exp(-1.5 * effects[np.arange(8), grid].sum(axis=1))
+    hits = {None: 0, 10.0: 0}
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        train = rng.choice(len(grid), size=59, replace=False)
+        noisy = y[train] + rng.normal(scale=1.0, size=59)
+        for deviation_ridge in hits:
+            model = SaturatingAdditiveModel((3,) * 8, deviation_ridge=deviation_ridge).fit(grid[train], noisy)
+            hits[deviation_ridge] += int(np.argmax(model.score(grid))) == int(np.argmax(y))
+    assert hits[10.0] >= hits[None] + 5, hits
+
+
+def test_shared_effects_need_the_same_choices_at_every_layer():
+    rng = np.random.default_rng(4)
+    x = np.c_[rng.integers(0, 3, size=30), rng.integers(0, 2, size=30)]
+    y = rng.normal(size=30)
+    mixed = SaturatingAdditiveModel((3, 2), deviation_ridge=10.0)
+    assert mixed.deviation_ridge is None
+    np.testing.assert_allclose(mixed.fit(x, y).weights, SaturatingAdditiveModel((3, 2)).fit(x, y).weights)
+    with pytest.raises(ValueError, match="deviation_ridge"):
+        SaturatingAdditiveModel((3, 3), deviation_ridge=0.0)
+
+
 def test_the_design_uses_all_but_one_evaluation_and_the_pick_is_evaluated_last():
     table = SyntheticTable(6, 3, seed=2, pair_scale=0.0, dead_layers_per_component=0)
     searcher = SaturatingAdditiveSearcher(table.space, budget=25, seed=0)
