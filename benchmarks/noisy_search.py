@@ -348,7 +348,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--from-records", action="append", default=[], metavar="FILE[:NAMES]",
                         help="summarise these records.jsonl files together (runs split over searchers "
                              "or seeds) instead of running; FILE:name,name keeps only those searchers' "
-                             "runs of FILE; repeatable")
+                             "runs of FILE, FILE:name=label records them as label; repeatable")
     parser.add_argument("--only-seeds", type=_positive_int, default=None, metavar="N",
                         help="with --from-records: summarise only the runs of seeds first-seed .. "
                              "first-seed + N - 1 (e.g. the first 100 of a 400-seed run, beside "
@@ -400,19 +400,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     write_results(out, command, time.perf_counter() - start, summary, markdown(summary), paired_tables(records, pairs))
 
 
-def parse_records_spec(spec: str) -> tuple[Path, set[str] | None]:
-    """``FILE`` or ``FILE:NAME[,NAME...]`` (only those searchers' runs of that file)."""
+def parse_records_spec(spec: str) -> tuple[Path, dict[str, str] | None]:
+    """``FILE`` or ``FILE:NAME[,NAME...]`` (only those searchers' runs of that file); ``NAME=LABEL``
+    also records that searcher's runs as ``LABEL`` (e.g. a searcher's runs before a change of its
+    defaults, beside its runs after). Returns the path and ``{name: label}`` (``None``: all runs)."""
     path, _, names = spec.rpartition(":")
     if path and names and "/" not in names and not Path(spec).is_file():
-        return Path(path), {n for n in names.split(",") if n}
+        kept: dict[str, str] = {}
+        for item in filter(None, names.split(",")):
+            name, _, label = item.partition("=")
+            kept[name] = label or name
+        return Path(path), kept
     return Path(spec), None
 
 
 def load_records(paths: Sequence[Path | str]) -> list[dict[str, Any]]:
     """The runs of several ``records.jsonl`` files (``FILE:NAME,...`` keeps only those searchers'
-    runs of a file: e.g. a searcher rerun after a change, merged with the others' earlier runs);
-    a run (table, searcher, budget, sigma, seed) found in two files must have the same result
-    (runs are deterministic), and is kept once."""
+    runs of a file: e.g. a searcher rerun after a change, merged with the others' earlier runs;
+    ``FILE:NAME=LABEL`` relabels them); a run (table, searcher, budget, sigma, seed) found in two
+    files must have the same result (runs are deterministic), and is kept once."""
     runs: dict[tuple[Any, ...], dict[str, Any]] = {}
     for spec in paths:
         path, only = parse_records_spec(str(spec))
@@ -423,11 +429,13 @@ def load_records(paths: Sequence[Path | str]) -> list[dict[str, Any]]:
                 continue
             try:
                 rec = json.loads(line)
+                if only is not None:
+                    if rec["searcher"] not in only:
+                        continue
+                    rec["searcher"] = only[rec["searcher"]]
                 key = (rec["table"], rec["searcher"], rec["budget"], rec["sigma"], rec["seed"])
             except (json.JSONDecodeError, KeyError, TypeError) as err:
                 raise SystemExit(f"error: {path}:{number} is not a noisy-search record ({err})") from None
-            if only is not None and rec["searcher"] not in only:
-                continue
             if key in runs and runs[key]["best"] != rec["best"]:
                 raise SystemExit(f"error: {path}:{number}: run {key} differs from an earlier file's")
             runs.setdefault(key, rec)

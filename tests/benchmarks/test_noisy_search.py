@@ -129,6 +129,21 @@ def test_records_of_chosen_searchers_replace_a_rerun_searchers_older_runs(tmp_pa
     assert {s["searcher"]: s["runs"] for s in summary} == {"random": 2, "path-priority": 2}
 
 
+def test_records_of_a_searcher_can_be_relabelled_to_pair_it_with_its_rerun(tmp_path):
+    ns = _module()
+    common = ["--shapes", "4x3", "--budgets", "10", "--sigmas", "1", "--seeds", "3", "--searchers", "random"]
+    ns.main([*common, "--out", str(tmp_path / "old")])
+    ns.main([*common, "--out", str(tmp_path / "new")])
+    old = tmp_path / "old" / "records.jsonl"
+    assert ns.parse_records_spec(f"{old}:random=before,path-priority") == (old, {"random": "before", "path-priority": "path-priority"})
+    ns.main(["--from-records", str(tmp_path / "new" / "records.jsonl"), "--from-records", f"{old}:random=before",
+             "--paired", "random:before", "--out", str(tmp_path / "merged")])
+    body = json.loads((tmp_path / "merged" / "summary.json").read_text())
+    assert {s["searcher"]: s["runs"] for s in body["summary"]} == {"random": 3, "before": 3}
+    (row,) = body["paired"]
+    assert (row["runs"], row["equal"]) == (3, 3)  # the same searcher and seeds: identical runs
+
+
 def test_variants_run_a_searcher_with_other_options_under_their_own_label(tmp_path):
     ns = _module()
     ns.main(["--shapes", "5x3", "--searchers", "surrogate", "--variant", "small=surrogate:init_fraction=0.2,model_average=false",
