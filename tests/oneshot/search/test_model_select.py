@@ -93,6 +93,33 @@ def test_a_table_with_interactions_goes_to_the_surrogate_as_if_it_had_run_alone(
     assert [h.arch for h in penalised.history] != [h.arch for h in result.history]  # and it changes the search
 
 
+def test_shared_effects_reach_both_models_and_wait_for_the_same_choices_at_every_layer():
+    table = _interaction_table()  # 6 x 4: every layer has the same choices
+    fitness = table.fitness(1.0, seed=2)
+    options = {"quick_check": None, "complexity_penalty": 0.0}
+    shared = ModelSelectSearcher(table.space, budget=40, seed=2, **options).run(fitness)
+    alone = SurrogateSearcher(table.space, budget=40, seed=2, init_fraction=0.5, design="fair-balanced", shared_weight=0.5).run(fitness)
+    assert shared.extras["branch"] == "surrogate"
+    assert [h.arch for h in shared.history] == [h.arch for h in alone.history]
+    off = ModelSelectSearcher(table.space, budget=40, seed=2, shared_weight=0.0, deviation_ridge=None, **options).run(fitness)
+    assert off.extras["cv_error_ratios"] != shared.extras["cv_error_ratios"]
+    # a space whose layers have different numbers of choices has no shared effects: options ignored
+    from oneshot import SearchSpace
+
+    mixed = SearchSpace.categorical({"a": [3, 3, 2, 4, 3, 2]})
+    rng = np.random.default_rng(0)
+    effects = [rng.normal(size=k) for k in mixed.num_choices]
+
+    def additive(arch):
+        return float(sum(e[c] for e, c in zip(effects, arch.choices, strict=True)) + rng.normal(scale=0.1))
+
+    runs = []
+    for opts in ({}, {"shared_weight": 0.0, "deviation_ridge": None}):
+        rng = np.random.default_rng(0)
+        runs.append(ModelSelectSearcher(mixed, budget=30, seed=1, **opts).run(additive))
+    assert [h.arch for h in runs[0].history] == [h.arch for h in runs[1].history]
+
+
 def test_rejects_bad_options():
     table = SyntheticTable(4, 3, seed=0)
     with pytest.raises(ValueError, match="second_check"):
@@ -115,14 +142,15 @@ def test_failed_measurements_do_not_make_noisy_ones_look_exact():
     """With chance-level measurements of disconnected cells in the design, the spread of all
     measurements is huge and the probes' residuals look small beside it: without clipping, noise
     sigma = 1 was taken as exact in 7 of 12 seeds (measured) on this cell table. Without the quick
-    test, more runs reach the noise test; with plain fair windows (with the default pair-balanced
-    ones, most unclipped runs go to the surrogate and never reach it)."""
+    test, more runs reach the noise test; with plain fair windows and independent effects (with the
+    default pair-balanced windows or shared effects, most unclipped runs go to the surrogate and
+    never reach it)."""
     table = CellTable(4, 3, seed=5)
     branches = {True: [], False: []}
     for seed in range(12):
         fitness = table.fitness(1.0, seed=seed)
         for clip in (True, False):
-            options = {"quick_check": None, "design": "fair"}
+            options = {"quick_check": None, "design": "fair", "deviation_ridge": None}
             if not clip:
                 options["clip_outliers"] = None
             result = ModelSelectSearcher(table.space, budget=40, seed=seed, **options).run(fitness)
@@ -143,7 +171,9 @@ def test_the_quick_test_hands_over_to_the_surrogate_with_its_own_design():
     else:
         pytest.fail("no run handed over at the quick test")
     assert result.extras["branch"] == "surrogate" and result.extras["cv_error_ratios"][0] > 1.5
-    alone = SurrogateSearcher(table.space, budget=60, seed=seed, complexity_penalty=5.0, design="fair-balanced").run(fitness)
+    alone = SurrogateSearcher(
+        table.space, budget=60, seed=seed, complexity_penalty=5.0, shared_weight=0.5, design="fair-balanced"
+    ).run(fitness)
     assert [h.arch for h in result.history] == [h.arch for h in alone.history]
     assert result.best == alone.best
 
