@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from oneshot.search.base import SearchError
-from oneshot.search.encoding import onehot_choices
+from oneshot.search.encoding import choice_counts, onehot_choices, shares_choices
 
 __all__ = ["MatchKernelGP", "shared_grid"]
 
@@ -66,10 +66,8 @@ class MatchKernelGP:
         self.num_choices = num_choices
         self.complexity_penalty = float(complexity_penalty)
         self.num_layers = len(num_choices)
-        # a shared effect per choice index needs the same choices at every layer
-        self.shares_choices = len(set(num_choices)) == 1 and self.num_layers > 1
-        if not self.shares_choices:
-            shared_grid = (0.0,)
+        if not shares_choices(num_choices):
+            shared_grid = (0.0,)  # a shared effect per choice index needs the same choices at every layer
         self.grids = (tuple(pair_grid), tuple(local_grid), tuple(noise_grid), tuple(shared_grid))
         self.params: tuple[float, float, float, float] = (0.3, 0.0, 0.1, 0.0)  # w_pair, w_local, noise, w_shared
 
@@ -78,10 +76,7 @@ class MatchKernelGP:
 
     def _counts_product(self, xa: np.ndarray, xb: np.ndarray) -> np.ndarray:
         """``sum_c n_c(a) n_c(b) / L^2``: ``n_c`` = layers with choice ``c`` (one-hot rows in)."""
-        big_l, k = self.num_layers, self.num_choices[0]
-        ca = xa.reshape(len(xa), big_l, k).sum(axis=1)
-        cb = xb.reshape(len(xb), big_l, k).sum(axis=1)
-        return (ca @ cb.T) / big_l**2
+        return (choice_counts(xa, self.num_layers) @ choice_counts(xb, self.num_layers).T) / self.num_layers**2
 
     def _kernel(self, xa: np.ndarray, xb: np.ndarray, matches: np.ndarray, w_pair: float, w_local: float, w_shared: float) -> np.ndarray:
         shape = self._shape(matches, w_pair, w_local)
@@ -151,7 +146,7 @@ class MatchKernelGP:
         w_shared = self.params[3]
         diagonal = 1.0 - w_shared
         if w_shared > 0:
-            counts = xq.reshape(len(xq), self.num_layers, -1).sum(axis=1)
+            counts = choice_counts(xq, self.num_layers)
             diagonal = diagonal + w_shared * (counts * counts).sum(axis=1) / self.num_layers**2
         prior = (1.0 - self.params[2]) * diagonal + 1.0 / len(self.x)
         var = np.maximum(prior - (v * v).sum(axis=0), 1e-12)
@@ -166,7 +161,7 @@ class MatchKernelGP:
 
     @property
     def grid_params(self) -> list[tuple[float, float, float, float]]:
-        """``(w_pair, w_local, noise share)`` of every kernel of the last fit's grid."""
+        """``(w_pair, w_local, noise share, w_shared)`` of every kernel of the last fit's grid."""
         return [f[1] for f in self._fits]
 
     def averaged_mean(self, choices: np.ndarray) -> np.ndarray:

@@ -38,7 +38,7 @@ from pydantic import Field
 
 from oneshot.sampling import build_sampler
 from oneshot.search.base import BudgetSearcher, SearchError
-from oneshot.search.encoding import onehot_choices
+from oneshot.search.encoding import choice_counts, onehot_choices, shares_choices
 from oneshot.search.options import SearcherOptions
 from oneshot.search.path_priority import Design, ranked_combinations
 from oneshot.space import Architecture
@@ -75,8 +75,8 @@ class SaturatingAdditiveModel:
         self.ridge = float(ridge)
         self.saturating = saturating
         # a shared effect per choice index needs the same number of choices at every layer
-        shares = len(set(self.num_choices)) == 1 and len(self.num_choices) > 1
-        self.deviation_ridge = float(deviation_ridge) if deviation_ridge is not None and shares else None
+        shared = deviation_ridge is not None and shares_choices(self.num_choices)
+        self.deviation_ridge = float(deviation_ridge) if shared else None
         self.weights = np.zeros(int(sum(self.num_choices)))
         self.shape_params = (0.0, 0.0)  # a, b (standardised units)
         self.y_mean, self.y_std = 0.0, 1.0  # the standardisation of the fitted values
@@ -92,8 +92,8 @@ class SaturatingAdditiveModel:
         if self.deviation_ridge is None:
             x, ridges = onehot, np.full(onehot.shape[1], self.ridge)
         else:  # [counts of each choice index | one-hot]: shared effects, then each layer's deviation
-            counts = np.stack([(choices == c).sum(axis=1) for c in range(self.num_choices[0])], axis=1)
-            x = np.c_[counts.astype(float), onehot]
+            counts = choice_counts(onehot, len(self.num_choices))
+            x = np.c_[counts, onehot]
             ridges = np.r_[np.full(counts.shape[1], self.ridge), np.full(onehot.shape[1], self.deviation_ridge)]
         y = np.asarray(y, dtype=float)
         sd = float(y.std()) or 1.0

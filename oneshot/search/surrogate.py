@@ -321,5 +321,6 @@ class SurrogateSearcher(BudgetSearcher):
                 "noise_std": gp.noise_std,
                 "w_pair": gp.params[0],
                 "w_local": gp.params[1],
+                "w_shared": gp.params[3],
             },
         }
