@@ -30,7 +30,11 @@ B/records.jsonl --out C``; ``--only-seeds N`` keeps the runs of seeds ``--first-
 LABEL=NAME:key=value,...`` adds a searcher run with other options than its defaults, recorded
 under ``LABEL`` (e.g. ``--variant surrogate-small=surrogate:init_fraction=0.2``); ``--paired
 A:B`` adds, per table, how often A returned a better, equally good or worse architecture than B
-on the same seeds (e.g. a variant against its default).
+on the same seeds (e.g. a variant against its default). ``--from-records FILE:NAME=LABEL`` takes a
+searcher's runs of a file under another label (its runs before a change of its defaults, beside
+its runs after). ``--relabel-choices SEED`` permutes each layer's choice indices of every table
+(:class:`RelabelledTable`): a choice index then names different ops at different layers, a check of
+searchers that share effects across layers.
 """
 
 from __future__ import annotations
@@ -133,6 +137,43 @@ def limit_blas_threads(threads: int) -> None:
     evaluations on NAS-Bench-Macro: 12 runs each in 81 s with two threads, 17 s with one).
     """
     threadpool_limits(limits=threads, user_api="blas")
+
+
+class RelabelledTable:
+    """A table whose choice indices are relabelled at every layer by a random permutation.
+
+    Everything a searcher cannot know is kept (the accuracies, their ranks, the noise of an
+    architecture), but a choice index no longer names the same op at every layer: a check of any
+    searcher that assumes it does (the shared effects of ``model-select``). Layers keep their
+    number of choices.
+    """
+
+    def __init__(self, table: Table, seed: int) -> None:
+        self.table = table
+        self.space = table.space
+        rng = np.random.default_rng([int(seed), 4111])
+        self.permutations = [rng.permutation(k) for k in table.space.num_choices]
+
+    def original(self, arch: Architecture) -> Architecture:
+        """The architecture of the underlying table that ``arch`` stands for."""
+        return self.space.validate([int(p[c]) for p, c in zip(self.permutations, arch.choices, strict=True)])
+
+    def fitness(self, sigma: float = 0.0, *, seed: int = 0) -> Callable[[Architecture], Any]:
+        inner = self.table.fitness(sigma, seed=seed)
+        return lambda arch: inner(self.original(arch))
+
+    def rank_percentile(self, arch: Architecture) -> float:
+        return self.table.rank_percentile(self.original(arch))
+
+    def accuracy(self, arch: Architecture) -> float:
+        return self.table.accuracy(self.original(arch))
+
+
+def relabel_tables(tables: dict[str, Table], seed: int | None) -> dict[str, Table]:
+    """Every table relabelled by :class:`RelabelledTable` (``seed`` ``None``: unchanged)."""
+    if seed is None:
+        return tables
+    return {f"{name} relabelled (seed {seed})": RelabelledTable(table, seed) for name, table in tables.items()}
 
 
 def load_tables(macro: str | None, shapes: Sequence[str], table_seed: int, cells: Sequence[str] = ()) -> dict[str, Table]:
@@ -353,6 +394,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="with --from-records: summarise only the runs of seeds first-seed .. "
                              "first-seed + N - 1 (e.g. the first 100 of a 400-seed run, beside "
                              "searchers run on 100)")
+    parser.add_argument("--relabel-choices", type=int, default=None, metavar="SEED",
+                        help="relabel each layer's choices of every table by a random permutation of this "
+                             "seed (a choice index then names different ops at different layers)")
     parser.add_argument("--paired", action="append", default=[], type=_searcher_pair, metavar="A:B",
                         help="also compare searcher A with B on the seeds both ran (runs better / "
                              "equal / worse); repeatable")
@@ -383,7 +427,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     shapes = [s for s in args.shapes.split(",") if s]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    tables = load_tables(args.macro, shapes, args.table_seed, [c for c in args.cells.split(",") if c])
+    tables = relabel_tables(load_tables(args.macro, shapes, args.table_seed, [c for c in args.cells.split(",") if c]),
+                            args.relabel_choices)
     budgets = [int(b) for b in args.budgets.split(",")]
     sigmas = [float(s) for s in args.sigmas.split(",")]
     seeds = range(args.first_seed, args.first_seed + args.seeds)

@@ -3,6 +3,7 @@ import json
 import statistics
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -142,6 +143,25 @@ def test_records_of_a_searcher_can_be_relabelled_to_pair_it_with_its_rerun(tmp_p
     assert {s["searcher"]: s["runs"] for s in body["summary"]} == {"random": 3, "before": 3}
     (row,) = body["paired"]
     assert (row["runs"], row["equal"]) == (3, 3)  # the same searcher and seeds: identical runs
+
+
+def test_relabelled_tables_permute_each_layers_choices_and_keep_everything_else(tmp_path):
+    ns = _module()
+    (name, table), = ns.load_tables(None, ["6x3"], 0).items()
+    relabelled = ns.RelabelledTable(table, seed=1)
+    assert relabelled.space == table.space
+    assert any(list(p) != sorted(p) for p in relabelled.permutations)  # some layer is relabelled
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        arch = table.space.validate([int(rng.integers(k)) for k in table.space.num_choices])
+        original = relabelled.original(arch)
+        assert [int(p[c]) for p, c in zip(relabelled.permutations, arch.choices)] == list(original.choices)
+        assert relabelled.rank_percentile(arch) == table.rank_percentile(original)
+        assert relabelled.fitness(1.0, seed=3)(arch) == table.fitness(1.0, seed=3)(original)
+    ns.main(["--shapes", "5x3", "--searchers", "random", "--budgets", "8", "--sigmas", "1", "--seeds", "2",
+             "--relabel-choices", "4", "--out", str(tmp_path)])
+    records = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
+    assert {r["table"] for r in records} == {"synthetic 5x3 (seed 0) relabelled (seed 4)"}
 
 
 def test_variants_run_a_searcher_with_other_options_under_their_own_label(tmp_path):
