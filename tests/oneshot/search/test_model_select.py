@@ -3,6 +3,7 @@ import statistics
 import numpy as np
 import pytest
 
+from oneshot import SearchSpace
 from oneshot.search import (
     ModelSelectSearcher,
     SurrogateSearcher,
@@ -104,8 +105,6 @@ def test_shared_effects_reach_both_models_and_wait_for_the_same_choices_at_every
     off = ModelSelectSearcher(table.space, budget=40, seed=2, shared_weight=0.0, deviation_ridge=None, **options).run(fitness)
     assert off.extras["cv_error_ratios"] != shared.extras["cv_error_ratios"]
     # a space whose layers have different numbers of choices has no shared effects: options ignored
-    from oneshot import SearchSpace
-
     mixed = SearchSpace.categorical({"a": [3, 3, 2, 4, 3, 2]})
     rng = np.random.default_rng(0)
     effects = [rng.normal(size=k) for k in mixed.num_choices]
@@ -115,7 +114,7 @@ def test_shared_effects_reach_both_models_and_wait_for_the_same_choices_at_every
 
     runs = []
     for opts in ({}, {"shared_weight": 0.0, "deviation_ridge": None}):
-        rng = np.random.default_rng(0)
+        rng = np.random.default_rng(0)  # the same noise for both runs (``additive`` reads this rng)
         runs.append(ModelSelectSearcher(mixed, budget=30, seed=1, **opts).run(additive))
     assert [h.arch for h in runs[0].history] == [h.arch for h in runs[1].history]
 
