@@ -78,10 +78,15 @@ class MatchKernelGP:
         """``sum_c n_c(a) n_c(b) / L^2``: ``n_c`` = layers with choice ``c`` (one-hot rows in)."""
         return (choice_counts(xa, self.num_layers) @ choice_counts(xb, self.num_layers).T) / self.num_layers**2
 
-    def _kernel(self, xa: np.ndarray, xb: np.ndarray, matches: np.ndarray, w_pair: float, w_local: float, w_shared: float) -> np.ndarray:
+    def _kernel(
+        self, matches: np.ndarray, shared: np.ndarray | None, w_pair: float, w_local: float, w_shared: float
+    ) -> np.ndarray:
+        """The kernel shape from the match counts and, if ``w_shared > 0``, the
+        :meth:`_counts_product` ``shared`` of the same rows (computed once per fit, not per kernel)."""
         shape = self._shape(matches, w_pair, w_local)
         if w_shared > 0:
-            shape = (1.0 - w_shared) * shape + w_shared * self._counts_product(xa, xb)
+            assert shared is not None
+            shape = (1.0 - w_shared) * shape + w_shared * shared
         return shape
 
     def _shape(self, matches: np.ndarray, w_pair: float, w_local: float) -> np.ndarray:
@@ -97,7 +102,8 @@ class MatchKernelGP:
     def prior(self, xa: np.ndarray, xb: np.ndarray) -> np.ndarray:
         """Prior covariance (in units of ``s2``, without noise) of one-hot encoded rows."""
         w_pair, w_local, noise, w_shared = self.params
-        return (1.0 - noise) * self._kernel(xa, xb, xa @ xb.T, w_pair, w_local, w_shared) + 1.0 / len(self.x)
+        shared = self._counts_product(xa, xb) if w_shared > 0 else None
+        return (1.0 - noise) * self._kernel(xa @ xb.T, shared, w_pair, w_local, w_shared) + 1.0 / len(self.x)
 
     def fit(self, choices: np.ndarray, y: np.ndarray | Sequence[float], *, tune: bool = True) -> MatchKernelGP:
         self.x = self.onehot(choices)
@@ -112,10 +118,11 @@ class MatchKernelGP:
             if tune and n >= 4
             else [self.params]
         )
+        shared = self._counts_product(self.x, self.x) if any(c[3] > 0 for c in candidates) else None
         best: tuple[float, Any] | None = None
         self._fits: list[tuple[float, tuple[float, float, float, float], np.ndarray]] = []
         for w_pair, w_local, noise, w_shared in candidates:
-            shape = self._kernel(self.x, self.x, matches, w_pair, w_local, w_shared)
+            shape = self._kernel(matches, shared, w_pair, w_local, w_shared)
             # kernel in units of the profiled amplitude s2: s2 * (shape + noise I); a constant
             # term of 1 stands for the unknown mean
             k = (1.0 - noise) * shape + noise * np.eye(n) + 1.0 / n
@@ -173,10 +180,12 @@ class MatchKernelGP:
         xq = self.onehot(choices)
         matches = xq @ self.x.T
         weights = self.grid_weights()
+        used = any(w > 1e-4 and params[3] > 0 for w, params in zip(weights, self.grid_params, strict=True))
+        shared = self._counts_product(xq, self.x) if used else None
         mean = np.zeros(len(xq))
         for w, (_, (w_pair, w_local, noise, w_shared), alpha) in zip(weights, self._fits, strict=True):
             if w > 1e-4:
-                cross = (1.0 - noise) * self._kernel(xq, self.x, matches, w_pair, w_local, w_shared) + 1.0 / len(self.x)
+                cross = (1.0 - noise) * self._kernel(matches, shared, w_pair, w_local, w_shared) + 1.0 / len(self.x)
                 mean += w * (cross @ alpha)
         return self.y_mean + self.y_std * mean / weights[weights > 1e-4].sum()
 
